@@ -1,0 +1,29 @@
+# Two set-up commands: `make demo` and `make test`. Both create .venv when it is
+# missing, install the pinned requirements and the package (editable), and are
+# quick when the venv is already there (a stamp file records the install).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEMO_DIR ?= work_dirs/demo
+DEMO_CFG := configs/gsclip/pointnet2_gaf_synthetic.py
+
+.PHONY: install demo test clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt setup.cfg setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+demo: $(STAMP)
+	$(PY) tools/demo.py --work-dir $(DEMO_DIR)
+
+clean:
+	rm -rf work_dirs data/synthetic_sunrgbd

@@ -1,0 +1,14 @@
+"""gsclip_mm: GS-CLIP (language-image-3D Gaussian pre-training) for MMEngine.
+
+Importing the package fills its registries (``gsclip_mm.registry``) and
+allow-lists the types that MMEngine's own checkpoints carry, so that
+``torch.load(weights_only=True)`` (the default since torch 2.6) reads them.
+"""
+from .utils import register_checkpoint_safe_globals
+from .version import __version__
+
+register_checkpoint_safe_globals()
+
+from . import datasets, evaluation, models, structures  # noqa: E402,F401
+
+__all__ = ['__version__', 'register_checkpoint_safe_globals']
