@@ -8,6 +8,7 @@ from mmengine.evaluator import DumpResults
 from mmengine.runner import Runner
 
 import gsclip_mm  # noqa: F401  (fills the registries, allow-lists checkpoint types)
+from gsclip_mm.utils import setup_cpu_distributed, teardown_distributed
 
 
 def parse_args():
@@ -54,11 +55,13 @@ def main():
         raise ValueError(f'--out must be a .pkl file, got {args.out!r}')
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
+    cfg = setup_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
     if args.out is not None:
         # MMEngine's own dumper: it writes every prediction the metric saw.
         runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
     runner.test()
+    teardown_distributed()
 
 
 if __name__ == '__main__':

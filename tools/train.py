@@ -7,6 +7,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 import gsclip_mm  # noqa: F401  (fills the registries, allow-lists checkpoint types)
+from gsclip_mm.utils import setup_cpu_distributed, teardown_distributed
 
 
 def parse_args():
@@ -80,8 +81,10 @@ def main():
     args = parse_args()
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
+    cfg = setup_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
     runner.train()
+    teardown_distributed()
 
 
 if __name__ == '__main__':

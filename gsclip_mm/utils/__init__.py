@@ -1,3 +1,4 @@
 from .checkpoint import CHECKPOINT_SAFE_GLOBALS, register_checkpoint_safe_globals
+from .dist import setup_cpu_distributed, teardown_distributed
 
-__all__ = ['CHECKPOINT_SAFE_GLOBALS', 'register_checkpoint_safe_globals']
+__all__ = ['CHECKPOINT_SAFE_GLOBALS', 'register_checkpoint_safe_globals', 'setup_cpu_distributed', 'teardown_distributed']
