@@ -1,5 +1,5 @@
 """The data element that travels with each object from pipeline to metric."""
-from typing import Optional, Sequence, Union
+from typing import Sequence, Union
 
 import numpy as np
 import torch
@@ -30,7 +30,3 @@ class GSCLIPDataSample(BaseDataElement):
         self.pred_score = value
         self.pred_label = value.argmax(dim=0, keepdim=True)
         return self
-
-    @property
-    def class_name(self) -> Optional[str]:
-        return self.metainfo.get('class_name')

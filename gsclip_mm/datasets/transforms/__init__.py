@@ -1,1 +1,8 @@
-__all__ = []
+from .formatting import PackGSCLIPInputs
+from .loading import LoadObjectImage, LoadObjectPoints
+from .processing import NormalizeGaussians, RandomGaussianAugment, SampleGaussians
+
+__all__ = [
+    'LoadObjectPoints', 'LoadObjectImage', 'SampleGaussians', 'NormalizeGaussians', 'RandomGaussianAugment',
+    'PackGSCLIPInputs',
+]

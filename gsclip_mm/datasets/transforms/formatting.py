@@ -1,0 +1,65 @@
+"""Pack one object's Gaussians and image crop into model inputs and a data sample."""
+from typing import Sequence
+
+import numpy as np
+import torch
+from mmcv.transforms import BaseTransform
+
+from gsclip_mm.registry import TRANSFORMS
+from gsclip_mm.structures import GS_DIM, GSCLIPDataSample
+
+
+def make_crop_key(img_path: str, bbox: Sequence[float]) -> str:
+    """A stable key of an image crop, ``'<img_path>|x1,y1,x2,y2'`` (two decimals)."""
+    return f'{img_path}|' + ','.join(f'{float(v):.2f}' for v in bbox)
+
+
+@TRANSFORMS.register_module()
+class PackGSCLIPInputs(BaseTransform):
+    """Gather the model inputs and a ``GSCLIPDataSample``.
+
+    Required keys: ``gaussians`` (float32 ``[N, 14]``).
+
+    Optional keys: ``img_crop`` (uint8 ``[h, w, 3]`` RGB; absent in a
+    points-only pipeline, then ``inputs`` has no ``img``), ``img_path`` and
+    ``bbox`` (make ``crop_key``), ``gt_label``, and the ``meta_keys``.
+
+    Added keys (the returned dict): ``inputs = dict(gaussians=Tensor[N, 14]
+    float32, img=Tensor[3, h, w] uint8)`` and ``data_samples``, a
+    ``GSCLIPDataSample`` with metainfo ``crop_key`` and whichever
+    ``meta_keys`` are present (by default ``class_name``, ``sample_idx``,
+    ``instance_idx``, ``img_path``, ``norm_center``, ``norm_scale``,
+    ``fit_psnr``), and ``gt_label`` ``[1]`` long.
+
+    Args:
+        meta_keys (Sequence[str]): results keys copied into the metainfo when present.
+    """
+
+    def __init__(self,
+                 meta_keys: Sequence[str] = ('class_name', 'sample_idx', 'instance_idx', 'img_path', 'norm_center',
+                                             'norm_scale', 'fit_psnr')) -> None:
+        self.meta_keys = tuple(meta_keys)
+
+    def transform(self, results: dict) -> dict:
+        g = results['gaussians']
+        if not isinstance(g, np.ndarray) or g.ndim != 2 or g.shape[1] != GS_DIM or g.shape[0] == 0:
+            raise ValueError(f'gaussians must be a non-empty [N, {GS_DIM}] array, got '
+                             f'{getattr(g, "shape", type(g).__name__)}')
+        inputs = dict(gaussians=torch.from_numpy(np.ascontiguousarray(g, dtype=np.float32)))  # [N, 14]
+        if 'img_crop' in results:
+            crop = results['img_crop']
+            if crop.ndim != 3 or crop.shape[2] != 3 or crop.dtype != np.uint8 or crop.size == 0:
+                raise ValueError(f'img_crop must be a non-empty uint8 [h, w, 3] array, got {crop.dtype} '
+                                 f'{crop.shape}')
+            inputs['img'] = torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))  # [3, h, w]
+
+        meta = {k: results[k] for k in self.meta_keys if k in results}
+        if 'img_path' in results and 'bbox' in results:
+            meta['crop_key'] = make_crop_key(results['img_path'], results['bbox'])
+        data_sample = GSCLIPDataSample(metainfo=meta)
+        if 'gt_label' in results:
+            data_sample.set_gt_label(results['gt_label'])
+        return dict(inputs=inputs, data_samples=data_sample)
+
+    def __repr__(self) -> str:
+        return f'{self.__class__.__name__}(meta_keys={self.meta_keys})'

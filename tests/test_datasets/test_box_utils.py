@@ -1,0 +1,50 @@
+"""The rotated-box point test shared by SUNRGBDObjectDataset and LoadObjectPoints."""
+import numpy as np
+import pytest
+
+from gsclip_mm.datasets.utils import load_points, points_in_rbox, points_in_rboxes
+
+
+def _reference(points, boxes):
+    """Every point against every box in the box frame, no pre-filter: ``[B, N]``."""
+    d = points[None, :, :3].astype(np.float64) - boxes[:, None, :3].astype(np.float64)  # [B, N, 3]
+    yaw = boxes[:, 6].astype(np.float64)[:, None]
+    local_x = d[..., 0] * np.cos(yaw) + d[..., 1] * np.sin(yaw)
+    local_y = -d[..., 0] * np.sin(yaw) + d[..., 1] * np.cos(yaw)
+    half = boxes[:, None, 3:6].astype(np.float64) / 2
+    return (np.abs(local_x) <= half[..., 0]) & (np.abs(local_y) <= half[..., 1]) & (np.abs(d[..., 2]) <= half[..., 2])
+
+
+def test_points_in_rbox_hand_made():
+    # Box centred at (1, 2, 0), 2 x 1 x 1, turned 90 degrees: its long side runs along world y.
+    box = np.array([1, 2, 0, 2, 1, 1, np.pi / 2], dtype=np.float32)
+    pts = np.array([[1, 2.9, 0.4],   # 0.9 along the long side (half 1): inside
+                    [1.9, 2, 0],     # 0.9 across the short side (half 0.5): outside
+                    [1.4, 2, 0],     # 0.4 across: inside
+                    [1, 2, 0.6]],    # above the top face
+                   dtype=np.float32)
+    np.testing.assert_array_equal(points_in_rbox(pts, box), [True, False, True, False])
+    boxes = np.stack([box, np.array([0, 0, 0, 10, 10, 10, 0], np.float32)])
+    np.testing.assert_array_equal(points_in_rboxes(pts, boxes), [[True, False, True, False], [True] * 4])
+    assert points_in_rboxes(pts, np.zeros((0, 7), np.float32)).shape == (0, 4)
+
+
+@pytest.mark.parametrize('num_boxes', [1, 7])
+def test_points_in_rboxes_matches_reference(num_boxes):
+    rng = np.random.default_rng(num_boxes)
+    pts = rng.uniform(-3, 3, (4000, 6)).astype(np.float32)
+    boxes = np.concatenate([rng.uniform(-2, 2, (num_boxes, 3)), rng.uniform(0.1, 3, (num_boxes, 3)),
+                            rng.uniform(-4, 4, (num_boxes, 1))], 1).astype(np.float32)
+    got = points_in_rboxes(pts, boxes)
+    np.testing.assert_array_equal(got, _reference(pts, boxes))
+    assert got.any(1).all()  # every box holds points: the comparison is not vacuous
+
+
+def test_load_points_errors_name_the_file(tmp_path):
+    path = tmp_path / 'a.bin'
+    np.arange(12, dtype=np.float32).tofile(path)
+    np.testing.assert_array_equal(load_points(str(path), 6), np.arange(12, dtype=np.float32).reshape(2, 6))
+    with pytest.raises(ValueError, match='a.bin'):
+        load_points(str(path), 5)
+    with pytest.raises(FileNotFoundError, match='missing.bin'):
+        load_points(str(tmp_path / 'missing.bin'), 6)

@@ -1,0 +1,53 @@
+"""PackGSCLIPInputs on hand-made Gaussians and an image crop."""
+import numpy as np
+import pytest
+import torch
+
+from gsclip_mm.registry import TRANSFORMS
+from gsclip_mm.structures import GS_DIM, GSCLIPDataSample
+
+
+def results(**extra):
+    g = np.arange(5 * GS_DIM, dtype=np.float64).reshape(5, GS_DIM)  # float64 on purpose: packed as float32
+    crop = np.arange(4 * 6 * 3, dtype=np.uint8).reshape(4, 6, 3)  # [h=4, w=6, 3]
+    r = dict(gaussians=g, img_crop=crop, img_path='/d/image/000017.jpg',
+             bbox=np.array([54.94983, 233.0936, 187.00673, 360.719], np.float32), gt_label=7,
+             class_name='night_stand', sample_idx=17, instance_idx=0, norm_scale=1.5, lidar_path='/d/points/x.bin')
+    r.update(extra)
+    return r
+
+
+def test_pack_inputs_and_data_sample():
+    r = results()
+    out = TRANSFORMS.build(dict(type='PackGSCLIPInputs'))(r)
+    assert set(out) == {'inputs', 'data_samples'}
+    gs, img = out['inputs']['gaussians'], out['inputs']['img']
+    assert gs.dtype == torch.float32 and gs.shape == (5, GS_DIM)
+    torch.testing.assert_close(gs, torch.from_numpy(r['gaussians']).float())
+    assert img.dtype == torch.uint8 and img.shape == (3, 4, 6)
+    assert img[2, 3, 1].item() == r['img_crop'][3, 1, 2]  # [c, y, x] <- [y, x, c]
+    ds = out['data_samples']
+    assert isinstance(ds, GSCLIPDataSample)
+    assert ds.gt_label.dtype == torch.long and ds.gt_label.tolist() == [7]
+    meta = ds.metainfo
+    assert meta['crop_key'] == '/d/image/000017.jpg|54.95,233.09,187.01,360.72'
+    assert (meta['class_name'], meta['sample_idx'], meta['instance_idx'], meta['norm_scale']) == \
+        ('night_stand', 17, 0, 1.5)
+    assert 'lidar_path' not in meta and 'gaussians' not in meta
+
+
+def test_pack_points_only_pipeline_has_no_img():
+    r = results()
+    del r['img_crop']
+    out = TRANSFORMS.build(dict(type='PackGSCLIPInputs'))(r)
+    assert set(out['inputs']) == {'gaussians'}
+
+
+def test_pack_bad_input():
+    pack = TRANSFORMS.build(dict(type='PackGSCLIPInputs'))
+    with pytest.raises(ValueError, match=r'\(5, 6\)'):
+        pack(results(gaussians=np.zeros((5, 6), np.float32)))
+    with pytest.raises(ValueError, match=r'\(0, 14\)'):
+        pack(results(gaussians=np.zeros((0, 14), np.float32)))
+    with pytest.raises(ValueError, match='img_crop'):
+        pack(results(img_crop=np.zeros((4, 6, 3), np.float32)))
