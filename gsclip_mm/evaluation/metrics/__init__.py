@@ -1,1 +1,3 @@
-__all__ = []
+from .zero_shot import ZeroShotAccuracy
+
+__all__ = ['ZeroShotAccuracy']

@@ -1,1 +1,3 @@
-__all__ = []
+from .gsclip import GSCLIP
+
+__all__ = ['GSCLIP']

@@ -1,1 +1,3 @@
-__all__ = []
+from .gsclip_preprocessor import GSCLIPDataPreprocessor
+
+__all__ = ['GSCLIPDataPreprocessor']

@@ -1,0 +1,187 @@
+"""Zero-shot classification accuracy, reported like the paper's Table 1."""
+from typing import Dict, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from mmengine.evaluator import BaseMetric
+from mmengine.logging import print_log
+
+from gsclip_mm.registry import METRICS
+
+
+def _norm_name(name: str) -> str:
+    """Class names match across spellings: 'night_stand' == 'Night Stand'."""
+    return ' '.join(str(name).replace('_', ' ').replace('-', ' ').split()).lower()
+
+
+def _title(name: str) -> str:
+    return ' '.join(w.capitalize() for w in _norm_name(name).split())
+
+
+@METRICS.register_module()
+class ZeroShotAccuracy(BaseMetric):
+    """Per-class, mean-class ("Avg"), overall and top-k zero-shot accuracy.
+
+    Protocol: each object's ``pred_score`` holds its 3D embedding's cosine
+    similarity to the text embedding of every class of the evaluation
+    vocabulary (``score_classes`` metainfo, set by ``FrozenCLIPHead.predict``).
+    The ground truth is matched **by class name** (the dataset's
+    ``class_name``), not by ``gt_label``, because the dataset's class list and
+    the vocabulary may differ. With ``classes`` given, only those vocabulary
+    columns compete (argmax over the subset) and only objects of those classes
+    count; objects whose class is outside are skipped and counted in the log.
+    A class with no test object is shown as ``-`` and left out of the mean.
+
+    Args:
+        classes (Sequence[str] | None): the class subset (default: the whole
+            vocabulary of the predictions).
+        topk (Sequence[int]): accuracies reported as ``top{k}_acc``; k is
+            capped at the number of classes. Default (1, 5).
+        method_name (str): the row label of the logged table.
+        collect_device, prefix: see ``BaseMetric``.
+
+    The predictions that ``tools/test.py --out preds.pkl`` dumps reproduce
+    the table offline: ``m = ZeroShotAccuracy(); m.process(None,
+    mmengine.load('preds.pkl')); m.compute_metrics(m.results)``.
+
+    Returned keys (with the ``zero_shot/`` prefix), in percent:
+    ``mean_acc`` (the paper's Avg.), ``overall_acc``, ``top5_acc``, and
+    ``acc_<class>`` per class that has test objects.
+    """
+    default_prefix = 'zero_shot'
+
+    def __init__(self,
+                 classes: Optional[Sequence[str]] = None,
+                 topk: Sequence[int] = (1, 5),
+                 method_name: str = 'GS-CLIP',
+                 collect_device: str = 'cpu',
+                 prefix: Optional[str] = None):
+        super().__init__(collect_device=collect_device, prefix=prefix)
+        self.classes = tuple(classes) if classes is not None else None
+        self.topk = tuple(int(k) for k in topk)
+        if not self.topk or min(self.topk) < 1:
+            raise ValueError(f'topk must be positive integers, got {topk}')
+        self.method_name = method_name
+
+    def process(self, data_batch, data_samples: Sequence) -> None:
+        """Keep, per object, the CPU scores, its class name and the vocabulary."""
+        for ds in data_samples:
+            get = ds.get if isinstance(ds, dict) else (lambda k, d=None, _ds=ds: _ds.get(k, d))
+            meta = ds.get('metainfo', ds) if isinstance(ds, dict) else ds.metainfo
+            score = get('pred_score')
+            if score is None:
+                raise KeyError('ZeroShotAccuracy needs pred_score in each prediction (GSCLIP predict mode)')
+            self.results.append(dict(
+                pred_score=torch.as_tensor(score).detach().float().cpu(),
+                class_name=self._gt_class_name(meta.get('class_name'), get('gt_label')),
+                score_classes=tuple(meta.get('score_classes') or self._no_vocab()),
+                clip_untrained=meta.get('clip_untrained'),
+                clip_model=meta.get('clip_model')))
+
+    def _gt_class_name(self, class_name: Optional[str], gt_label) -> str:
+        """The ground-truth class name; else ``gt_label`` looked up in the dataset's classes."""
+        if class_name is not None:
+            return class_name
+        classes = (self.dataset_meta or {}).get('classes')
+        if gt_label is None or classes is None:
+            raise KeyError('a prediction has neither metainfo "class_name" nor (gt_label and the dataset\'s '
+                           'classes): cannot tell its ground-truth class')
+        return classes[int(torch.as_tensor(gt_label).reshape(-1)[0])]
+
+    @staticmethod
+    def _no_vocab():
+        raise KeyError('prediction lacks metainfo "score_classes" (the vocabulary of pred_score, '
+                       'set by FrozenCLIPHead.predict)')
+
+    @staticmethod
+    def calculate(scores: Union[torch.Tensor, np.ndarray], gt: Union[torch.Tensor, np.ndarray, Sequence[int]],
+                  num_classes: Optional[int] = None, topk: Sequence[int] = (1, 5)) -> Dict[str, object]:
+        """Accuracies of ``[N, C]`` scores against ``[N]`` column indices.
+
+        Returns (fractions in [0, 1]):
+            ``per_class``: ``[C]`` float array, NaN where a class has no sample;
+            ``mean``: mean of the non-NaN per-class values; ``overall``: top-1
+            over all samples; ``top{k}`` for each k (capped at C); ``count``:
+            ``[C]`` samples per class. A tie counts as a miss only if another
+            class scores strictly higher (argmax order otherwise).
+        """
+        scores = torch.as_tensor(scores, dtype=torch.float64)
+        gt = torch.as_tensor(gt, dtype=torch.long).reshape(-1)
+        assert scores.ndim == 2 and scores.shape[0] == gt.shape[0], \
+            f'scores must be [N, C] and gt [N], got {tuple(scores.shape)} and {tuple(gt.shape)}'
+        n, c = scores.shape
+        c = num_classes or c
+        assert scores.shape[1] == c, f'scores have {scores.shape[1]} columns, expected {c}'
+        assert n == 0 or (gt.min() >= 0 and gt.max() < c), f'gt out of range [0, {c})'
+        # rank of the true class: how many classes score strictly higher (0 = top-1)
+        true = scores.gather(1, gt.view(-1, 1))  # [N, 1]
+        rank = (scores > true).sum(dim=1)  # [N]
+        hit1 = (rank == 0).double()
+        count = torch.bincount(gt, minlength=c).double()  # [C]
+        correct = torch.bincount(gt, weights=hit1, minlength=c)  # [C]
+        per_class = torch.where(count > 0, correct / count.clamp(min=1), torch.full_like(count, float('nan')))
+        valid = ~torch.isnan(per_class)
+        out = dict(per_class=per_class.numpy(), count=count.long().numpy(),
+                   mean=float(per_class[valid].mean()) if valid.any() else float('nan'),
+                   overall=float(hit1.mean()) if n else float('nan'))
+        for k in topk:
+            out[f'top{k}'] = float((rank < min(k, c)).double().mean()) if n else float('nan')
+        return out
+
+    def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
+        """Pure function of ``results`` (plus the table in the log)."""
+        if not results:
+            raise ValueError('ZeroShotAccuracy got no predictions')
+        vocab = results[0]['score_classes']
+        if any(r['score_classes'] != vocab for r in results):
+            raise ValueError('predictions were scored over different vocabularies')
+        vocab_norm = [_norm_name(c) for c in vocab]
+        subset = list(self.classes) if self.classes is not None else list(vocab)
+        missing = [c for c in subset if _norm_name(c) not in vocab_norm]
+        if missing:
+            raise ValueError(f'classes {missing} are not in the evaluation vocabulary {list(vocab)}')
+        cols = [vocab_norm.index(_norm_name(c)) for c in subset]  # subset -> score columns
+        subset_norm = [_norm_name(c) for c in subset]
+        keep = [r for r in results if _norm_name(r['class_name']) in subset_norm]
+        skipped = len(results) - len(keep)
+        if not keep:
+            raise ValueError(f'no prediction has a ground-truth class in {subset}')
+        scores = torch.stack([r['pred_score'] for r in keep])[:, cols]  # [N, C_subset]
+        gt = torch.tensor([subset_norm.index(_norm_name(r['class_name'])) for r in keep])
+        acc = self.calculate(scores, gt, topk=self.topk)
+
+        metrics = dict(mean_acc=100 * acc['mean'], overall_acc=100 * acc['overall'])
+        for k in self.topk:
+            if k != 1:
+                metrics[f'top{k}_acc'] = 100 * acc[f'top{k}']
+        for name, value in zip(subset, acc['per_class']):
+            if not np.isnan(value):
+                metrics[f'acc_{_norm_name(name).replace(" ", "_")}'] = 100 * float(value)
+        print_log(self._report(subset, acc, keep, skipped, len(vocab)), logger='current')
+        return metrics
+
+    def _report(self, subset: List[str], acc: dict, kept: List[dict], skipped: int, vocab_size: int) -> str:
+        """The paper's Table 1 layout (Method | Avg. | one column per class) and the protocol."""
+        head = ['Method', 'Avg.'] + [_title(c) for c in subset]
+        cells = [self.method_name, f'{100 * acc["mean"]:.1f}'] + \
+                ['-' if np.isnan(v) else f'{100 * v:.1f}' for v in acc['per_class']]
+        counts = ['#objects', str(int(sum(acc['count'])))] + [str(int(n)) for n in acc['count']]
+        rows = [head, ['---'] * len(head), cells, counts]
+        table = '\n'.join('| ' + ' | '.join(r) + ' |' for r in rows)
+        untrained = {r['clip_untrained'] for r in kept}
+        models = {r['clip_model'] for r in kept if r['clip_model']}
+        if untrained == {True}:
+            clip_note = 'CLIP: UNTRAINED (random, seeded open_clip weights): not comparable to the paper'
+        elif untrained == {False}:
+            clip_note = 'CLIP: pretrained weights'
+        else:
+            clip_note = 'CLIP: training state not recorded in the predictions'
+        if models:
+            clip_note += f' [{", ".join(sorted(models))}]'
+        tops = ', '.join(f'top-{k} {100 * acc[f"top{k}"]:.1f}' for k in self.topk if k != 1)
+        return (f'Zero-shot classification: top-1 of the cosine similarity between each 3D embedding and the '
+                f'prompt-averaged CLIP text embedding of each class; {len(subset)} classes compete '
+                f'(of a {vocab_size}-class vocabulary): {", ".join(subset)}. '
+                f'{len(kept)} objects scored, {skipped} skipped (ground truth outside these classes). '
+                f'Avg. = mean of per-class accuracies over classes with objects. {clip_note}.\n'
+                f'{table}\noverall accuracy {100 * acc["overall"]:.1f}' + (f', {tops}' if tops else ''))

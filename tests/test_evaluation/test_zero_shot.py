@@ -1,0 +1,110 @@
+"""ZeroShotAccuracy on hand-made predictions with known per-class / mean / top-k values."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from mmengine.evaluator import Evaluator
+
+from gsclip_mm.evaluation.metrics import zero_shot
+from gsclip_mm.registry import METRICS
+from gsclip_mm.structures import GSCLIPDataSample
+
+VOCAB = ('bed', 'chair', 'night_stand')
+
+
+def test_calculate_by_hand():
+    scores = torch.tensor([
+        [0.9, 0.1, 0.0],  # gt 0, rank 0
+        [0.2, 0.5, 0.3],  # gt 0, rank 2
+        [0.1, 0.8, 0.1],  # gt 1, rank 0
+        [0.3, 0.2, 0.5],  # gt 1, rank 2
+        [0.4, 0.3, 0.1],  # gt 1, rank 1
+        [0.0, 0.0, 1.0],  # gt 2, rank 0
+    ])
+    gt = [0, 0, 1, 1, 1, 2]
+    out = zero_shot.ZeroShotAccuracy.calculate(scores, gt, topk=(1, 2, 5))
+    np.testing.assert_allclose(out['per_class'], [1 / 2, 1 / 3, 1.0])
+    assert out['mean'] == pytest.approx((1 / 2 + 1 / 3 + 1) / 3)
+    assert out['overall'] == pytest.approx(3 / 6)
+    assert out['top1'] == pytest.approx(3 / 6)
+    assert out['top2'] == pytest.approx(4 / 6)
+    assert out['top5'] == pytest.approx(1.0)  # k capped at 3 classes
+    assert out['count'].tolist() == [2, 3, 1]
+
+
+def test_calculate_class_without_samples_is_nan_and_left_out_of_mean():
+    out = zero_shot.ZeroShotAccuracy.calculate(torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]]), [0, 1])
+    assert out['per_class'][0] == 1.0 and out['per_class'][1] == 0.0 and math.isnan(out['per_class'][2])
+    assert out['mean'] == pytest.approx(0.5)
+
+
+def predictions(rows, untrained=True):
+    """``rows``: (class_name, scores over VOCAB) -> dicts as MMEngine's Evaluator hands them over."""
+    out = []
+    for name, s in rows:
+        ds = GSCLIPDataSample(metainfo=dict(class_name=name, score_classes=VOCAB, clip_untrained=untrained,
+                                            clip_model='GSCLIP-Tiny-64|random(seed=0)'))
+        ds.set_pred_score(torch.tensor(s))
+        out.append(ds)
+    return out
+
+
+ROWS = [
+    ('bed', [0.9, 0.1, 0.0]),
+    ('bed', [0.3, 0.5, 0.2]),  # rank 1: a top-2 hit
+    ('chair', [0.1, 0.8, 0.1]),
+    ('chair', [0.3, 0.2, 0.5]),
+    ('night stand', [0.1, 0.0, 0.9]),  # a differently spelt class name still matches night_stand
+    ('lamp', [0.5, 0.5, 0.5]),  # not in the vocabulary: skipped and counted
+]
+
+
+def test_evaluator_end_to_end_with_table(monkeypatch):
+    logged = []
+    monkeypatch.setattr(zero_shot, 'print_log', lambda msg, **kw: logged.append(msg))
+    evaluator = Evaluator(METRICS.build(dict(type='ZeroShotAccuracy', topk=(1, 2))))
+    evaluator.process(data_samples=predictions(ROWS))
+    res = evaluator.evaluate(len(ROWS))
+    assert res['zero_shot/mean_acc'] == pytest.approx(100 * (0.5 + 0.5 + 1) / 3)
+    assert res['zero_shot/overall_acc'] == pytest.approx(100 * 3 / 5)
+    assert res['zero_shot/top2_acc'] == pytest.approx(100 * 4 / 5)
+    assert res['zero_shot/acc_night_stand'] == pytest.approx(100.0)
+    table = logged[0]
+    assert '| Method | Avg. | Bed | Chair | Night Stand |' in table
+    assert '| GS-CLIP | 66.7 | 50.0 | 50.0 | 100.0 |' in table
+    assert '1 skipped' in table and 'UNTRAINED' in table and 'bed, chair, night_stand' in table
+
+
+def test_class_subset_restricts_columns_and_objects(monkeypatch):
+    monkeypatch.setattr(zero_shot, 'print_log', lambda msg, **kw: None)
+    metric = METRICS.build(dict(type='ZeroShotAccuracy', classes=['chair', 'night_stand']))
+    metric.process(None, [d.to_dict() for d in predictions(ROWS, untrained=False)])
+    res = metric.compute_metrics(metric.results)
+    # chair rows: [0.8, 0.1] right; [0.2, 0.5] wrong. night stand: [0.0, 0.9] right. beds and the lamp skipped.
+    assert res['acc_chair'] == pytest.approx(50.0) and res['acc_night_stand'] == pytest.approx(100.0)
+    assert res['mean_acc'] == pytest.approx(75.0) and res['overall_acc'] == pytest.approx(100 * 2 / 3)
+    assert res['top5_acc'] == pytest.approx(100.0) and 'acc_bed' not in res
+
+
+def test_bad_configuration_is_named():
+    metric = METRICS.build(dict(type='ZeroShotAccuracy', classes=['sofa']))
+    metric.process(None, predictions(ROWS[:1]))
+    with pytest.raises(ValueError, match=r"\['sofa'\] are not in the evaluation vocabulary"):
+        metric.compute_metrics(metric.results)
+    with pytest.raises(KeyError, match='score_classes'):
+        METRICS.build(dict(type='ZeroShotAccuracy')).process(None, [dict(pred_score=torch.zeros(3), class_name='bed')])
+    with pytest.raises(KeyError, match='ground-truth class'):
+        METRICS.build(dict(type='ZeroShotAccuracy')).process(None, [dict(pred_score=torch.zeros(3))])
+
+
+def test_gt_label_is_mapped_through_the_dataset_classes_by_name(monkeypatch):
+    monkeypatch.setattr(zero_shot, 'print_log', lambda msg, **kw: None)
+    metric = METRICS.build(dict(type='ZeroShotAccuracy'))
+    # the dataset's class order differs from the vocabulary's: label 0 is night_stand here
+    metric.dataset_meta = dict(classes=('night_stand', 'bed'))
+    preds = [dict(pred_score=torch.tensor([0.1, 0.2, 0.9]), gt_label=torch.tensor([0]), score_classes=VOCAB),
+             dict(pred_score=torch.tensor([0.1, 0.2, 0.9]), gt_label=torch.tensor([1]), score_classes=VOCAB)]
+    metric.process(None, preds)
+    res = metric.compute_metrics(metric.results)
+    assert res['acc_night_stand'] == 100.0 and res['acc_bed'] == 0.0 and res['mean_acc'] == 50.0
