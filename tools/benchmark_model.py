@@ -1,0 +1,172 @@
+"""Speed and memory of the GS-CLIP model (issue 5): backbone and point ops.
+
+Reports, for a batch of ``--batch`` x ``--points`` random Gaussians on
+``--threads`` CPU threads (and on CUDA when present): the PointNet2GAF
+backbone's forward+backward time (GS-CLIP and the CLIP^2-style baseline),
+farthest-point sampling, ball query and kNN times at the first
+set-abstraction level's sizes, and peak memory. Times are the median and the
+minimum over ``--iters`` runs after ``--warmup`` runs; on a shared machine
+the minimum is the less noisy figure.
+
+    python tools/benchmark_model.py --batch 32 --points 1024 --threads 2
+    python tools/benchmark_model.py --malloc-tuning   # see tune_glibc_malloc
+
+Peak memory: CPU, the process's maximum resident set size
+(``resource.getrusage``; tracemalloc does not see torch's allocations), before
+and after the runs; CUDA, ``torch.cuda.max_memory_allocated``.
+"""
+import argparse
+import ctypes
+import json
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from typing import Callable, Dict
+
+import torch
+
+from gsclip_mm.models.backbones.pointnet2_gaf import DEFAULT_SA_CFG
+from gsclip_mm.models.ops import ball_query, furthest_point_sample, knn, mmcv_ops_available
+from gsclip_mm.registry import MODELS
+from gsclip_mm.structures import GS_DIM, GS_FEATURES
+
+BACKBONES = {
+    'gsclip': dict(type='PointNet2GAF'),
+    'baseline': dict(type='PointNet2GAF', with_gaf=False, in_features=('xyz', 'rgb')),
+}
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Benchmark the GS-CLIP backbone and point ops')
+    parser.add_argument('--batch', type=int, default=32, help='batch size B')
+    parser.add_argument('--points', type=int, default=1024, help='Gaussians per object N')
+    parser.add_argument('--threads', type=int, default=2, help='CPU threads (torch.set_num_threads)')
+    parser.add_argument('--iters', type=int, default=10, help='timed runs per figure')
+    parser.add_argument('--warmup', type=int, default=2, help='untimed runs before timing')
+    parser.add_argument('--device', choices=['cpu', 'cuda', 'all'], default='all',
+                        help="'all': the CPU, and CUDA when present")
+    parser.add_argument('--malloc-tuning', action='store_true',
+                        help='raise glibc malloc thresholds first (see tune_glibc_malloc)')
+    parser.add_argument('--out', help='also write the results as JSON to this file')
+    return parser.parse_args()
+
+
+def tune_glibc_malloc() -> bool:
+    """Keep freed memory in the heap instead of returning it to the kernel.
+
+    PyTorch's CPU allocator does not cache; with glibc's defaults every large
+    temporary is a fresh ``mmap`` whose pages fault in on first touch, which
+    is costly on some (sandboxed, virtualised) machines. Returns False where
+    ``mallopt`` is unavailable (not glibc).
+    """
+    try:
+        libc = ctypes.CDLL('libc.so.6')
+    except OSError:
+        return False
+    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
+    return bool(libc.mallopt(m_mmap_threshold, 32 << 20) and libc.mallopt(m_trim_threshold, 1 << 30)
+                and libc.mallopt(m_top_pad, 256 << 20))
+
+
+def random_gaussians(batch: int, points: int, device: str) -> torch.Tensor:
+    """``[B, N, 14]`` Gaussians in the unit cube with valid features."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(batch, points, GS_DIM, generator=g)
+    x[..., GS_FEATURES['xyz']] = x[..., GS_FEATURES['xyz']] * 2 - 1
+    x[..., GS_FEATURES['scale']] *= 0.05
+    x[..., GS_FEATURES['rot']] /= x[..., GS_FEATURES['rot']].norm(dim=-1, keepdim=True)
+    return x.to(device)
+
+
+def time_ms(fn: Callable[[], object], device: str, iters: int, warmup: int) -> Dict[str, float]:
+    """Median and minimum wall time of ``fn`` in milliseconds, and the median
+    CPU time of the process (all threads, user + system): on a machine shared
+    with other jobs it grows less than the wall time does."""
+    sync = torch.cuda.synchronize if device == 'cuda' else (lambda: None)
+    for _ in range(warmup):
+        fn()
+    sync()
+    times, cpu_times = [], []
+    for _ in range(iters):
+        start, cpu_start = time.perf_counter(), time.process_time()
+        fn()
+        sync()
+        times.append((time.perf_counter() - start) * 1e3)
+        cpu_times.append((time.process_time() - cpu_start) * 1e3)
+    return dict(median_ms=round(statistics.median(times), 1), min_ms=round(min(times), 1),
+                median_cpu_ms=round(statistics.median(cpu_times), 1))
+
+
+def max_rss_mib() -> float:
+    """Peak resident set size of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def bench_device(args, device: str) -> Dict[str, object]:
+    """All figures on one device."""
+    x = random_gaussians(args.batch, args.points, device)
+    xyz = x[..., :3].contiguous()  # [B, N, 3]
+    num_centres, radius, num_sample = DEFAULT_SA_CFG['num_points'][0], DEFAULT_SA_CFG['radii'][0], \
+        DEFAULT_SA_CFG['num_samples'][0]
+    centres = xyz[:, :num_centres].contiguous()  # [B, M, 3]
+    res: Dict[str, object] = dict(device=device, mmcv_ops=device == 'cuda' and mmcv_ops_available())
+    if device == 'cuda':
+        torch.cuda.reset_peak_memory_stats()
+    res['rss_before_mib'] = round(max_rss_mib(), 1)
+    res[f'fps_{num_centres}_of_{args.points}'] = time_ms(lambda: furthest_point_sample(xyz, num_centres), device,
+                                                          args.iters, args.warmup)
+    res[f'ball_query_r{radius}_k{num_sample}'] = time_ms(
+        lambda: ball_query(0., radius, num_sample, xyz, centres), device, args.iters, args.warmup)
+    res[f'knn_k{num_sample}'] = time_ms(lambda: knn(num_sample, xyz, centres), device, args.iters, args.warmup)
+    for name, cfg in BACKBONES.items():
+        torch.manual_seed(0)
+        model = MODELS.build(cfg).to(device).train()
+
+        def step():
+            model.zero_grad(set_to_none=True)
+            model(x)['embedding'].square().mean().backward()
+
+        res[f'backbone_{name}_fwd_bwd'] = time_ms(step, device, args.iters, args.warmup)
+        del model
+    # --- one full training iteration with cached CLIP embeddings: the lead adds it here (issue 5) ---
+    # --- end of the training-iteration figure ---
+    res['peak_rss_mib'] = round(max_rss_mib(), 1)
+    if device == 'cuda':
+        res['cuda_peak_allocated_mib'] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return res
+
+
+def write_json(path: str, obj) -> None:
+    """Write atomically: a temporary file in the same folder, then os.replace."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    with tempfile.NamedTemporaryFile('w', dir=folder, suffix='.tmp', delete=False) as f:
+        json.dump(obj, f, indent=2)
+    os.replace(f.name, path)
+
+
+def main():
+    args = parse_args()
+    tuned = tune_glibc_malloc() if args.malloc_tuning else False
+    torch.set_num_threads(args.threads)
+    devices = ['cpu'] if args.device == 'cpu' else ['cuda'] if args.device == 'cuda' else \
+        ['cpu'] + (['cuda'] if torch.cuda.is_available() else [])
+    if 'cuda' in devices and not torch.cuda.is_available():
+        sys.exit('--device cuda: no CUDA device is available')
+    header = dict(batch=args.batch, points=args.points, threads=args.threads, iters=args.iters,
+                  malloc_tuning=tuned, torch=torch.__version__, sa_cfg=DEFAULT_SA_CFG)
+    print(json.dumps(header))
+    results = []
+    for device in devices:
+        res = bench_device(args, device)
+        results.append(res)
+        print(json.dumps(res, indent=2))
+    if args.out:
+        write_json(args.out, dict(header, results=results))
+
+
+if __name__ == '__main__':
+    main()
