@@ -1,8 +1,9 @@
 from .formatting import PackGSCLIPInputs
+from .gaussian_fitting import FitGaussians, PointsToGaussians
 from .loading import LoadObjectImage, LoadObjectPoints
 from .processing import NormalizeGaussians, RandomGaussianAugment, SampleGaussians
 
 __all__ = [
     'LoadObjectPoints', 'LoadObjectImage', 'SampleGaussians', 'NormalizeGaussians', 'RandomGaussianAugment',
-    'PackGSCLIPInputs',
+    'PackGSCLIPInputs', 'FitGaussians', 'PointsToGaussians',
 ]

@@ -1,0 +1,22 @@
+# The embedded default (`make demo`): GS-CLIP on the synthetic SUN RGB-D set.
+# The CLIP is a small open_clip ViT with random, seeded, frozen weights (no
+# network here): results show the pipeline, not CLIP transfer.
+_base_ = [
+    '../_base_/models/pointnet2_gaf.py',
+    '../_base_/datasets/synthetic_sunrgbd.py',
+    '../_base_/schedules/adamw_cosine.py',
+    '../_base_/default_runtime.py',
+]
+
+model = dict(
+    backbone=dict(embed_dims=128),
+    head=dict(model_name='GSCLIP-Tiny-64', pretrained=None, clip_seed=0,
+              img_cache_dir='data/synthetic_sunrgbd/clip_image_cache'))
+
+max_epochs = 30
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=True, begin=0, end=2, convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', T_max=max_epochs - 2, eta_min=1e-5, by_epoch=True, begin=2, end=max_epochs),
+]
+train_cfg = dict(max_epochs=max_epochs, val_interval=10)
+default_hooks = dict(logger=dict(interval=5))

@@ -1,0 +1,111 @@
+"""Lift an object's points to 3D Gaussians: initialise them, or fit them to the image (cached)."""
+from typing import Optional
+
+import numpy as np
+from mmcv.transforms import BaseTransform
+
+from gsclip_mm.gaussians import FitSettings, GaussianCache, cache_key, fit_batch, init_gaussians, prepare_fit_input
+from gsclip_mm.gaussians.fitting import check_points
+from gsclip_mm.registry import TRANSFORMS
+
+
+@TRANSFORMS.register_module()
+class PointsToGaussians(BaseTransform):
+    """Initial, unfitted Gaussians at the points (the CLIP^2-style input, or a fit's start).
+
+    rgb = the point colour, scales = RMS distance to the ``knn`` nearest
+    neighbours (isotropic), identity rotation, opacity ``init_opacity``.
+
+    Required keys: ``points`` (np.float32 ``[N, 6]``, xyz rgb, N >= 2, finite).
+
+    Added keys: ``gaussians`` (np.float32 ``[N, 14]``).
+
+    Args:
+        init_opacity (float): opacity of every Gaussian.
+        knn (int): neighbours for the initial scale.
+    """
+
+    def __init__(self, init_opacity: float = 0.1, knn: int = 3) -> None:
+        if not 0.0 < init_opacity < 1.0:
+            raise ValueError(f'init_opacity must be in (0, 1), got {init_opacity}')
+        self.init_opacity = init_opacity
+        self.knn = knn
+
+    def transform(self, results: dict) -> dict:
+        pts = check_points(results['points'], results.get('lidar_path', 'points'))  # [N, 6]
+        results['gaussians'] = init_gaussians(pts[:, :3], pts[:, 3:6], self.init_opacity, self.knn)
+        return results
+
+    def __repr__(self) -> str:
+        return f'{self.__class__.__name__}(init_opacity={self.init_opacity}, knn={self.knn})'
+
+
+@TRANSFORMS.register_module()
+class FitGaussians(BaseTransform):
+    """Fit Gaussians at the object's points to its image crop (see :mod:`gsclip_mm.gaussians.fitting`).
+
+    With ``cache_dir`` a fit is read from / written to the cache (a 3DGS PLY
+    per object, keyed by the inputs and every setting), so fitting a dataset
+    ahead with ``tools/fit_gaussians.py`` makes this transform a file read.
+
+    Required keys: ``points`` (``[N, 6]``), ``img`` (uint8 ``[H, W, 3]`` RGB),
+    ``depth2img`` (``[3, 3]``), ``bbox`` (``[4]``).
+
+    Added keys: ``gaussians`` (np.float32 ``[N', 14]``, N' = min(N,
+    max_gaussians), positions = points), ``fit_psnr`` (float, dB, render vs
+    the masked crop).
+
+    Args:
+        cache_dir (str, optional): cache folder; None fits every time.
+        cache_only (bool): raise instead of fitting when the cache misses
+            (training after the offline tool: a miss means different settings).
+        device (str): torch device of the fit.
+        backend (str): rasteriser, ``'auto'`` (gsplat on CUDA, our tiles on CPU).
+        **settings: any :class:`~gsclip_mm.gaussians.FitSettings` field
+            (``num_steps``, ``resolution``, ``max_gaussians``, ...).
+    """
+
+    def __init__(self, cache_dir: Optional[str] = None, cache_only: bool = False, device: str = 'cpu',
+                 backend: str = 'auto', **settings) -> None:
+        self.settings = FitSettings.build(settings)
+        self.cache = GaussianCache(cache_dir) if cache_dir else None
+        if cache_only and self.cache is None:
+            raise ValueError('cache_only=True needs a cache_dir')
+        self.cache_only = cache_only
+        self.device = device
+        self.backend = backend
+
+    @staticmethod
+    def object_name(results: dict) -> str:
+        """A readable name of the object for errors and logs."""
+        return f'{results.get("img_path", "?")}#{results.get("instance_idx", "?")}'
+
+    def key(self, results: dict) -> str:
+        return cache_key(results['points'], results['img'], results['depth2img'], results['bbox'],
+                         self.settings.to_dict())
+
+    def transform(self, results: dict) -> dict:
+        name = self.object_name(results)
+        key = self.key(results) if self.cache is not None else None
+        hit = self.cache.load(key) if key is not None else None
+        if hit is not None:
+            gaussians, meta = hit
+            psnr = float(meta.get('psnr', float('nan')))
+        elif self.cache_only:
+            raise FileNotFoundError(f'{name}: no cached Gaussians at {self.cache.path(key)}; run '
+                                    f'tools/fit_gaussians.py with the same settings first')
+        else:
+            inp = prepare_fit_input(results['points'], results['img'], results['depth2img'], results['bbox'],
+                                    self.settings, name)
+            res = fit_batch([inp], self.settings, self.device, self.backend, return_images=False)[0]
+            gaussians, psnr = res.gaussians, res.psnr
+            if self.cache is not None:
+                self.cache.save(key, gaussians, dict(psnr=res.psnr, ssim=res.ssim, name=name))
+        results['gaussians'] = np.ascontiguousarray(gaussians, dtype=np.float32)
+        results['fit_psnr'] = psnr
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(cache_dir={self.cache.root if self.cache else None!r}, '
+                f'cache_only={self.cache_only}, device={self.device!r}, backend={self.backend!r}, '
+                f'settings={self.settings})')

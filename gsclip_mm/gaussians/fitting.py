@@ -1,0 +1,331 @@
+"""Fit 3D Gaussians to an object's points and its image crop (GS-CLIP section 5.1).
+
+Positions stay fixed at the points. Colour (SH degree 0), opacity, anisotropic
+scale and rotation are optimised with Adam by rendering into the 2D box of the
+scene image (resized to ``resolution x resolution``) and minimising the 3DGS
+loss ``(1 - l) L1 + l D-SSIM``, with opacity resets every
+``opacity_reset_interval`` steps. Several objects are fitted in one
+optimisation (padded to the largest); Adam is element-wise and the loss is a
+sum over objects, so a batch fit equals separate fits.
+
+The target: the crop, with pixels that no object point covers (see
+:func:`point_mask`) set to ``background``, since the object's
+Gaussians cannot (and should not) explain the wall behind it. PSNR / SSIM are
+measured against that target.
+"""
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from gsclip_mm.structures import GS_DIM, GS_OPACITY, GS_QUAT, GS_RGB, GS_SCALE, GS_XYZ
+from .camera import FitInputError, crop_intrinsics, decompose_depth2img, viewmat_from_rotation
+from .losses import photometric_loss
+from .metrics import psnr, ssim
+from .rasterize import rasterize
+
+
+@dataclass
+class FitSettings:
+    """Every setting of a fit; all of them enter the cache key."""
+    num_steps: int = 500  # paper
+    resolution: int = 64  # the box is resized to resolution x resolution
+    max_gaussians: int = 2048  # more points are subsampled (seeded)
+    lr_rgb: float = 0.05  # on logit(rgb)
+    lr_opacity: float = 0.05  # on logit(opacity)
+    lr_scale: float = 0.01  # on log(scale)
+    lr_quat: float = 0.01
+    opacity_reset_interval: int = 50  # paper; 0 disables
+    opacity_reset_value: float = 0.01
+    opacity_reset_until: Optional[int] = None  # last reset step; None: num_steps - 2 * interval
+    init_opacity: float = 0.1
+    knn: int = 3  # initial scale: RMS distance to the k nearest neighbours
+    lambda_dssim: float = 0.2  # 3DGS
+    background: Tuple[float, float, float] = (0.0, 0.0, 0.0)
+    mask_target: bool = True
+    mask_dilate: int = 1
+    eps2d: float = 0.3
+    near_plane: float = 0.01
+    tile_size: int = 4
+    seed: int = 0
+
+    @classmethod
+    def build(cls, settings=None, **kwargs) -> 'FitSettings':
+        """From a FitSettings, a dict or keywords; unknown names raise."""
+        if isinstance(settings, FitSettings):
+            settings = dataclasses.asdict(settings)
+        merged = dict(settings or {}, **kwargs)
+        unknown = set(merged) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise TypeError(f'unknown fitting settings: {sorted(unknown)}')
+        if 'background' in merged:
+            merged['background'] = tuple(float(v) for v in merged['background'])
+        out = cls(**merged)
+        if out.num_steps < 0 or out.resolution < 4 or out.max_gaussians < 2:
+            raise ValueError(f'bad fitting settings: {out}')
+        return out
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class FitInput:
+    """One object, ready to fit. R = settings.resolution."""
+    xyz: np.ndarray  # [N, 3] float32, the Gaussian centres (subsampled to max_gaussians)
+    rgb: np.ndarray  # [N, 3] float32 in [0, 1]
+    target: np.ndarray  # [R, R, 3] float32 in [0, 1], masked crop
+    crop: np.ndarray  # [R, R, 3] float32 in [0, 1], unmasked crop
+    mask: np.ndarray  # [R, R] bool, pixels the object's points cover
+    K: np.ndarray  # [3, 3] float64 intrinsics of the crop
+    viewmat: np.ndarray  # [4, 4] float64 world to camera
+    name: str = ''
+
+
+@dataclass
+class FitResult:
+    gaussians: np.ndarray  # [N, 14] float32
+    psnr: float
+    ssim: float
+    render: Optional[np.ndarray] = None  # [R, R, 3] float32
+    target: Optional[np.ndarray] = None  # [R, R, 3] float32
+    seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+def knn_scales(xyz: torch.Tensor, k: int = 3, chunk: int = 2048) -> torch.Tensor:
+    """RMS distance of each point to its k nearest neighbours, [N]; xyz [N, 3], N >= 2."""
+    N = xyz.shape[0]
+    assert xyz.shape == (N, 3) and N >= 2, xyz.shape
+    k = min(k, N - 1)
+    out = []
+    for i in range(0, N, chunk):  # chunks bound the [chunk, N] distance matrix
+        d2 = torch.cdist(xyz[i:i + chunk], xyz, compute_mode='donot_use_mm_for_euclid_dist').square()
+        d2[torch.arange(d2.shape[0]), torch.arange(i, i + d2.shape[0])] = float('inf')  # not itself
+        out.append(d2.topk(k, largest=False).values.mean(1).sqrt())
+    scales = torch.cat(out)
+    positive = scales[scales > 0]
+    floor = positive.min() if positive.numel() else torch.tensor(1e-3)
+    return scales.clamp_min(floor)  # duplicate points would give a zero scale
+
+
+def init_gaussians(xyz: np.ndarray, rgb: np.ndarray, init_opacity: float = 0.1, knn: int = 3) -> np.ndarray:
+    """Initial Gaussians [N, 14]: point colours, kNN scales, identity rotations."""
+    xyz = np.asarray(xyz, dtype=np.float32)
+    n = xyz.shape[0]
+    out = np.zeros((n, GS_DIM), dtype=np.float32)
+    out[:, GS_XYZ] = xyz
+    out[:, GS_RGB] = np.clip(rgb, 0.0, 1.0)
+    out[:, GS_OPACITY] = init_opacity
+    out[:, GS_SCALE] = knn_scales(torch.from_numpy(xyz), knn).numpy()[:, None]
+    out[:, GS_QUAT] = (1.0, 0.0, 0.0, 0.0)
+    return out
+
+
+def check_points(points: np.ndarray, name: str = '') -> np.ndarray:
+    """Points [N, >=6] (xyz rgb) as float32; raises FitInputError on too few or non-finite."""
+    pts = np.asarray(points, dtype=np.float32)
+    if pts.ndim != 2 or pts.shape[1] < 6:
+        raise FitInputError(f'{name}: points must be [N, 6] (xyz rgb), got shape {pts.shape}')
+    if pts.shape[0] < 2:
+        raise FitInputError(f'{name}: needs at least 2 points to fit Gaussians, got {pts.shape[0]}')
+    bad = ~np.isfinite(pts[:, :6]).all(1)
+    if bad.any():
+        raise FitInputError(f'{name}: {int(bad.sum())} of {pts.shape[0]} points have NaN/inf values')
+    return pts
+
+
+def crop_box(bbox: Sequence[float], img_w: int, img_h: int, name: str = '') -> Tuple[int, int, int, int]:
+    """The 2D box (x1, y1, x2, y2) rounded outwards to whole pixels and clipped to the image."""
+    box = np.asarray(bbox, dtype=np.float64).reshape(-1)
+    if box.shape != (4, ) or not np.isfinite(box).all():
+        raise FitInputError(f'{name}: bbox must be 4 finite numbers, got {bbox}')
+    x1, y1 = max(int(np.floor(box[0])), 0), max(int(np.floor(box[1])), 0)
+    x2, y2 = min(int(np.ceil(box[2])), img_w), min(int(np.ceil(box[3])), img_h)
+    if x2 - x1 < 2 or y2 - y1 < 2:
+        raise FitInputError(f'{name}: bbox {box.tolist()} is outside the {img_w}x{img_h} image or empty')
+    return x1, y1, x2, y2
+
+
+def prepare_fit_input(points: np.ndarray, img: np.ndarray, depth2img: np.ndarray, bbox: Sequence[float],
+                      settings: FitSettings, name: str = '') -> FitInput:
+    """Check one object and cut its target; raises :class:`FitInputError` with ``name`` on bad input.
+
+    Args:
+        points: [N, 6] xyz (depth frame) rgb in [0, 1]. img: [H, W, 3] uint8 RGB.
+        depth2img: [3, 3]. bbox: x1 y1 x2 y2 in pixels.
+    """
+    pts = check_points(points, name)
+    if not isinstance(img, np.ndarray) or img.ndim != 3 or img.shape[2] != 3 or img.size == 0:
+        raise FitInputError(f'{name}: image must be an [H, W, 3] array, got '
+                            f'{getattr(img, "shape", type(img).__name__)}')
+    K_full, rot = decompose_depth2img(depth2img, name=f'{name}: depth2img')
+    H, W = img.shape[:2]
+    box = crop_box(bbox, W, H, name)
+    res = settings.resolution
+    K = crop_intrinsics(K_full, box, res, res)
+    # target: the box region, antialiased resize to res x res
+    region = torch.from_numpy(np.ascontiguousarray(img[box[1]:box[3], box[0]:box[2]])).float() / 255.0
+    crop = F.interpolate(region.permute(2, 0, 1)[None], size=(res, res), mode='bilinear', align_corners=False,
+                         antialias=True)[0].permute(1, 2, 0).clamp(0, 1).numpy()
+    mask = point_mask(pts[:, :3], K, rot, res, settings.mask_dilate)
+    if not mask.any():
+        raise FitInputError(f'{name}: no point projects into the bbox {list(box)}')
+    target = crop.copy()
+    if settings.mask_target:
+        target[~mask] = np.asarray(settings.background, dtype=np.float32)
+    if pts.shape[0] > settings.max_gaussians:
+        keep = np.sort(np.random.default_rng(settings.seed).choice(pts.shape[0], settings.max_gaussians,
+                                                                   replace=False))
+        pts = pts[keep]
+    return FitInput(xyz=pts[:, :3].copy(), rgb=pts[:, 3:6].copy(), target=target.astype(np.float32),
+                    crop=crop.astype(np.float32), mask=mask, K=K, viewmat=viewmat_from_rotation(rot), name=name)
+
+
+def point_mask(xyz: np.ndarray, K: np.ndarray, rot: np.ndarray, res: int, dilate: int) -> np.ndarray:
+    """[res, res] bool: the pixels the object's points cover.
+
+    Pixels hit by a point in front of the camera, closed (dilate then erode)
+    by the mean point spacing in pixels, ``sqrt(res^2 / hits)``, so that sparse
+    points give a solid silhouette rather than a sieve, then dilated by
+    ``dilate`` pixels.
+    """
+    cam = xyz.astype(np.float64) @ rot.T  # [N, 3]
+    front = cam[:, 2] > 1e-6
+    uvw = cam[front] @ K.T
+    uv = np.floor(uvw[:, :2] / uvw[:, 2:]).astype(np.int64)
+    inside = (uv >= 0).all(1) & (uv < res).all(1)
+    mask = np.zeros((res, res), dtype=bool)
+    mask[uv[inside, 1], uv[inside, 0]] = True
+    m = torch.from_numpy(mask).float()[None, None]  # [1, 1, res, res]
+    grow = lambda t, r: F.max_pool2d(t, 2 * r + 1, stride=1, padding=r)  # noqa: E731
+    close = int(np.ceil(np.sqrt(res * res / max(int(inside.sum()), 1))))
+    if close > 1:
+        m = 1.0 - grow(1.0 - grow(m, close), close)
+    if dilate > 0:
+        m = grow(m, dilate)
+    return m[0, 0].numpy() > 0
+
+
+def _logit(x: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    x = x.clamp(eps, 1 - eps)
+    return torch.log(x) - torch.log1p(-x)
+
+
+def _pad_batch(inputs: List[FitInput], settings: FitSettings, device) -> dict:
+    """Stack objects, padding to the largest N with Gaussians placed behind the camera (culled)."""
+    B, n_max = len(inputs), max(inp.xyz.shape[0] for inp in inputs)
+    means = torch.zeros(B, n_max, 3)
+    rgb = torch.full((B, n_max, 3), 0.5)
+    scale = torch.full((B, n_max), 1e-3)
+    valid = torch.zeros(B, n_max, dtype=torch.bool)
+    for i, inp in enumerate(inputs):
+        n = inp.xyz.shape[0]
+        xyz = torch.from_numpy(inp.xyz)
+        means[i, :n], rgb[i, :n], valid[i, :n] = xyz, torch.from_numpy(inp.rgb), True
+        behind = torch.from_numpy(inp.viewmat[:3, :3].T @ np.array([0.0, 0.0, -1.0])).float()
+        means[i, n:] = behind  # camera frame (0, 0, -1): culled by the near plane
+        scale[i, :n] = knn_scales(xyz, settings.knn)
+    f = lambda arrs: torch.from_numpy(np.stack(arrs)).float().to(device)  # noqa: E731
+    return dict(means=means.to(device), rgb=rgb.to(device), scale=scale.to(device), valid=valid.to(device),
+                Ks=f([inp.K for inp in inputs]), viewmats=f([inp.viewmat for inp in inputs]),
+                target=f([inp.target for inp in inputs]))
+
+
+def _reset_opacity(param: torch.Tensor, optim: torch.optim.Adam, value: float) -> None:
+    """3DGS opacity reset: opacity = min(opacity, value), and Adam's moments for it cleared."""
+    with torch.no_grad():
+        param.copy_(torch.minimum(param, _logit(torch.tensor(value))))
+    state = optim.state.get(param)
+    if state:
+        state['exp_avg'].zero_()
+        state['exp_avg_sq'].zero_()
+
+
+def fit_batch(inputs: List[FitInput], settings: FitSettings, device='cpu', backend: str = 'auto',
+              return_images: bool = True) -> List[FitResult]:
+    """Fit several objects in one optimisation; returns one :class:`FitResult` per input."""
+    if not inputs:
+        return []
+    t0 = time.perf_counter()
+    s = settings
+    batch = _pad_batch(inputs, s, device)
+    B, N = batch['means'].shape[:2]
+    res = s.resolution
+    valid = batch['valid']
+    params = dict(
+        rgb=_logit(batch['rgb'], 0.02).requires_grad_(True),  # [B, N, 3]
+        opacity=_logit(torch.full((B, N), s.init_opacity, device=device)).requires_grad_(True),  # [B, N]
+        log_scale=batch['scale'].log()[..., None].repeat(1, 1, 3).requires_grad_(True),  # [B, N, 3]
+        quat=torch.tensor([1.0, 0, 0, 0], device=device).repeat(B, N, 1).requires_grad_(True),  # [B, N, 4]
+    )
+    optim = torch.optim.Adam([
+        dict(params=[params['rgb']], lr=s.lr_rgb),
+        dict(params=[params['opacity']], lr=s.lr_opacity),
+        dict(params=[params['log_scale']], lr=s.lr_scale),
+        dict(params=[params['quat']], lr=s.lr_quat)
+    ])
+    background = torch.tensor(s.background, device=device).float().expand(B, 3)
+    reset_until = (s.num_steps - 2 * s.opacity_reset_interval) if s.opacity_reset_until is None \
+        else s.opacity_reset_until
+
+    def render():
+        return rasterize(batch['means'], params['quat'], params['log_scale'].exp(),
+                         torch.sigmoid(params['opacity']) * valid, torch.sigmoid(params['rgb']), batch['viewmats'],
+                         batch['Ks'], res, res, background=background, backend=backend, tile_size=s.tile_size,
+                         eps2d=s.eps2d, near_plane=s.near_plane)[0]
+
+    for step in range(s.num_steps):
+        if s.opacity_reset_interval > 0 and step > 0 and step % s.opacity_reset_interval == 0 \
+                and step <= reset_until:
+            _reset_opacity(params['opacity'], optim, s.opacity_reset_value)
+        loss = photometric_loss(render(), batch['target'], s.lambda_dssim).sum()
+        optim.zero_grad(set_to_none=True)
+        loss.backward()
+        optim.step()
+    with torch.no_grad():
+        img = render().clamp(0, 1)
+        img_psnr, img_ssim = psnr(img, batch['target']), ssim(img, batch['target'])
+        gs = torch.cat([
+            batch['means'],
+            torch.sigmoid(params['rgb']),
+            torch.sigmoid(params['opacity'])[..., None],
+            params['log_scale'].exp(),
+            F.normalize(params['quat'], dim=-1),
+        ], dim=-1).cpu().numpy()  # [B, N, 14]
+    seconds = (time.perf_counter() - t0) / B
+    out = []
+    for i, inp in enumerate(inputs):
+        n = inp.xyz.shape[0]
+        if not np.isfinite(gs[i, :n]).all():
+            raise FloatingPointError(f'{inp.name}: the fit produced NaN/inf Gaussians')
+        out.append(FitResult(gaussians=np.ascontiguousarray(gs[i, :n], dtype=np.float32),
+                             psnr=float(img_psnr[i]), ssim=float(img_ssim[i]),
+                             render=img[i].cpu().numpy() if return_images else None,
+                             target=inp.target if return_images else None, seconds=seconds))
+    return out
+
+
+def fit_gaussians(points: np.ndarray, img: np.ndarray, depth2img: np.ndarray, bbox: Sequence[float],
+                  settings=None, device='cpu', name: str = '') -> FitResult:
+    """Fit one object: points [N, 6], img [H, W, 3] uint8 RGB, depth2img [3, 3], bbox [4]."""
+    settings = FitSettings.build(settings)
+    return fit_batch([prepare_fit_input(points, img, depth2img, bbox, settings, name)], settings, device)[0]
+
+
+def render_gaussians(gaussians: np.ndarray, K: np.ndarray, viewmat: np.ndarray, width: int, height: int,
+                     background=(0.0, 0.0, 0.0), backend: str = 'auto', device='cpu',
+                     settings: Optional[FitSettings] = None) -> np.ndarray:
+    """Render Gaussians [N, 14] with intrinsics K [3, 3] and viewmat [4, 4]; returns [H, W, 3] float32 in [0, 1]."""
+    s = settings or FitSettings()
+    g = torch.as_tensor(np.asarray(gaussians, dtype=np.float32), device=device)[None]  # [1, N, 14]
+    f = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float32), device=device)[None]  # noqa: E731
+    with torch.no_grad():
+        img, _ = rasterize(g[..., GS_XYZ], g[..., GS_QUAT], g[..., GS_SCALE], g[..., GS_OPACITY.start],
+                           g[..., GS_RGB], f(viewmat), f(K), width, height, background=f(background),
+                           backend=backend, tile_size=s.tile_size, eps2d=s.eps2d, near_plane=s.near_plane)
+    return img[0].clamp(0, 1).cpu().numpy()

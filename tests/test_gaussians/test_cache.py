@@ -1,0 +1,83 @@
+import os
+
+import numpy as np
+import pytest
+
+from gsclip_mm.gaussians import FitSettings, GaussianCache, atomic_write, cache_key
+
+
+def inputs(seed=0):
+    rng = np.random.default_rng(seed)
+    pts = rng.random((20, 6), dtype=np.float32)
+    img = rng.integers(0, 255, (30, 40, 3), dtype=np.uint8)
+    return pts, img, np.eye(3) * [50, 50, 1] + [[0, 0, 20], [0, 0, 15], [0, 0, 0]], np.array([5, 6, 25, 20.5])
+
+
+def gaussians(n=20):
+    g = np.zeros((n, 14), np.float32)
+    g[:, :3] = np.arange(n * 3).reshape(n, 3)
+    g[:, 3:6], g[:, 6], g[:, 7:10], g[:, 10] = 0.25, 0.5, 0.01, 1.0
+    return g
+
+
+def test_key_changes_with_every_input_and_setting():
+    pts, img, cam, box = inputs()
+    s = FitSettings().to_dict()
+    base = cache_key(pts, img, cam, box, s)
+    assert base == cache_key(pts.copy(), img.copy(), cam.copy(), box.copy(), dict(s))
+    pts2 = pts.copy()
+    pts2[3, 0] += 1e-3
+    img_in, img_out = img.copy(), img.copy()
+    img_in[10, 10] ^= 1  # inside the box: changes the key
+    img_out[0, 0] ^= 1  # outside the box: does not
+    others = [cache_key(pts2, img, cam, box, s), cache_key(pts, img_in, cam, box, s),
+              cache_key(pts, img, cam * 1.01, box, s), cache_key(pts, img, cam, box + 1, s)]
+    others += [cache_key(pts, img, cam, box, dict(s, **{k: v})) for k, v in
+               dict(num_steps=499, resolution=32, lr_rgb=0.1, background=(1, 1, 1), seed=1).items()]
+    assert len(set(others + [base])) == len(others) + 1
+    assert cache_key(pts, img_out, cam, box, s) == base
+
+
+def test_roundtrip_and_layout(tmp_path):
+    cache = GaussianCache(str(tmp_path))
+    key = 'ab' + '0' * 62
+    path = cache.save(key, gaussians(), dict(psnr=31.0))
+    assert path == str(tmp_path / 'ab' / (key + '.ply'))
+    g, meta = cache.load(key)
+    np.testing.assert_allclose(g, gaussians(), rtol=1e-5, atol=1e-6)
+    assert meta['psnr'] == 31.0 and meta['num'] == 20
+    assert cache.load('cd' + '0' * 62) is None and cache.corrupt == 0
+
+
+@pytest.mark.parametrize('damage', ['truncate', 'flip', 'garbage', 'other_key'])
+def test_corrupt_file_is_detected(tmp_path, damage):
+    cache = GaussianCache(str(tmp_path))
+    key = 'ef' + '1' * 62
+    path = cache.save(key, gaussians())
+    data = open(path, 'rb').read()
+    if damage == 'truncate':
+        data = data[:len(data) // 2]
+    elif damage == 'flip':
+        data = data[:-9] + bytes([data[-9] ^ 0x40]) + data[-8:]  # same size, checksum differs
+    elif damage == 'garbage':
+        data = b'\x00' * 100
+    else:
+        cache.save('ef' + '2' * 62, gaussians())
+        data = open(cache.path('ef' + '2' * 62), 'rb').read()
+    open(path, 'wb').write(data)
+    assert cache.load(key) is None
+    assert cache.corrupt == 1
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path, monkeypatch):
+    target = tmp_path / 'sub' / 'x.ply'
+    atomic_write(str(target), b'old')
+
+    def killed(src, dst):
+        raise KeyboardInterrupt  # the run dies between writing and renaming
+
+    monkeypatch.setattr(os, 'replace', killed)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(str(target), b'new contents')
+    assert target.read_bytes() == b'old'  # the old file is intact
+    assert os.listdir(tmp_path / 'sub') == ['x.ply']  # and no temporary file is left

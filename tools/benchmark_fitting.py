@@ -1,0 +1,128 @@
+"""Speed of Gaussian fitting: ms per step (forward + backward + Adam), objects/s, peak memory, PSNR.
+
+    python tools/benchmark_fitting.py [--threads 2] [--gaussians 2048] [--resolution 64]
+                                      [--batches 1 4 16] [--steps 20] [--quality-steps 100]
+
+Case (issue 3): a synthetic object of ``--gaussians`` points on a curved
+surface filling the view, target ``--resolution`` square rendered from
+reference Gaussians. Per batch size B, a fresh subprocess runs ``--steps``
+timed steps (after 2 warm-up steps) and reports ms/step, objects/s for a
+500-step fit (B / (500 * s/step)) and its peak RSS. The dense reference is
+timed on B=1 over ``--dense-steps``. Quality: final PSNR of the tiles
+rasteriser vs the dense one after ``--quality-steps`` identical steps.
+Workers run as ``tools/fit_gaussians.py`` does (glibc malloc keeps freed
+memory, ``OMP_WAIT_POLICY=PASSIVE``) unless ``--no-tuning``.
+On CUDA the same is reported for gsplat's rasteriser.
+"""
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description='Benchmark Gaussian fitting')
+    p.add_argument('--threads', type=int, default=2)
+    p.add_argument('--gaussians', type=int, default=2048)
+    p.add_argument('--resolution', type=int, default=64)
+    p.add_argument('--batches', type=int, nargs='+', default=[1, 4, 16])
+    p.add_argument('--steps', type=int, default=20, help='timed steps per measurement')
+    p.add_argument('--dense-steps', type=int, default=3)
+    p.add_argument('--quality-steps', type=int, default=100)
+    p.add_argument('--fit-steps', type=int, default=500, help='steps of a full fit, for objects/s')
+    p.add_argument('--no-tuning', action='store_true',
+                   help="glibc's default malloc and OpenMP's default (spinning) barrier wait, as a plain process")
+    p.add_argument('--worker', default=None, help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def make_inputs(batch: int, n: int, res: int, seed: int = 0):
+    """FitInputs of synthetic objects: points on a curved sheet at depth ~2, target rendered from them."""
+    from gsclip_mm.gaussians.fitting import FitInput, knn_scales
+    from gsclip_mm.gaussians.rasterize import rasterize
+    g = torch.Generator().manual_seed(seed)
+    K = np.array([[res * 1.1, 0, res / 2], [0, res * 1.1, res / 2], [0, 0, 1.0]])
+    out = []
+    for _ in range(batch):
+        uv = torch.rand(n, 2, generator=g) * 1.6 - 0.8
+        xyz = torch.stack([uv[:, 0], uv[:, 1], 2.0 + 0.4 * torch.sin(3 * uv[:, 0]) * torch.cos(2 * uv[:, 1])], 1)
+        rgb = torch.rand(n, 3, generator=g)
+        scale = knn_scales(xyz, 3)[None, :, None].repeat(1, 1, 3) * (0.5 + torch.rand(1, n, 3, generator=g))
+        quat = torch.randn(1, n, 4, generator=g)
+        target, _ = rasterize(xyz[None], quat, scale, torch.full((1, n), 0.8), rgb[None], torch.eye(4)[None],
+                              torch.from_numpy(K).float()[None], res, res, background=torch.zeros(1, 3))
+        out.append(FitInput(xyz=xyz.numpy(), rgb=(0.5 * rgb + 0.25).numpy(), target=target[0].numpy(),
+                            crop=target[0].numpy(), mask=np.ones((res, res), bool), K=K, viewmat=np.eye(4),
+                            name='synthetic'))
+    return out
+
+
+def worker(spec: dict) -> dict:
+    """Time ``steps`` fitting steps of a batch in this process; report ms/step, peak RSS, final PSNR."""
+    from gsclip_mm.gaussians import FitSettings, fit_batch
+    if spec.get('tuning', True):
+        from fit_gaussians import tune_glibc_malloc
+        tune_glibc_malloc()
+    torch.set_num_threads(spec['threads'])
+    device = 'cuda' if spec['backend'] == 'gsplat' else 'cpu'
+    inputs = make_inputs(spec['batch'], spec['gaussians'], spec['resolution'])
+    s = FitSettings.build(resolution=spec['resolution'], max_gaussians=spec['gaussians'], mask_target=False)
+    fit_batch(inputs, FitSettings.build(s, num_steps=2), device, spec['backend'], return_images=False)  # warm-up
+    if device == 'cuda':
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    res = fit_batch(inputs, FitSettings.build(s, num_steps=spec['steps']), device, spec['backend'],
+                    return_images=False)
+    if device == 'cuda':
+        torch.cuda.synchronize()
+    # fit_batch renders once more for the final PSNR: count it as a step's forward, i.e. slightly pessimistic
+    sec = (time.perf_counter() - t0) / spec['steps']
+    return dict(spec, ms_per_step=1000 * sec, objects_per_s=spec['batch'] / (sec * spec['fit_steps']),
+                peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                psnr=float(np.mean([r.psnr for r in res])))
+
+
+def run(spec: dict) -> dict:
+    """Run :func:`worker` in a fresh process (clean peak-memory figure)."""
+    env = dict(os.environ)
+    if spec.get('tuning', True):
+        env.setdefault('OMP_WAIT_POLICY', 'PASSIVE')  # as tools/fit_gaussians.py does
+    out = subprocess.run([sys.executable, __file__, '--worker', json.dumps(spec)], check=True, capture_output=True,
+                         text=True, env=env)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker))))
+        return None
+    base = dict(threads=args.threads, gaussians=args.gaussians, resolution=args.resolution, fit_steps=args.fit_steps,
+                tuning=not args.no_tuning)
+    rows = []
+    backends = ['tiles'] + (['gsplat'] if torch.cuda.is_available() else [])
+    for backend in backends:
+        for b in args.batches:
+            rows.append(run(dict(base, backend=backend, batch=b, steps=args.steps)))
+    rows.append(run(dict(base, backend='dense', batch=1, steps=args.dense_steps)))
+    quality = {be: run(dict(base, backend=be, batch=1, steps=args.quality_steps))['psnr'] for be in ('tiles', 'dense')}
+    print(f'threads={args.threads} gaussians={args.gaussians} target={args.resolution}x{args.resolution} '
+          f'tuning={"off" if args.no_tuning else "on (mallopt, OMP_WAIT_POLICY=PASSIVE)"}')
+    print(f'{"backend":8s} {"batch":>5s} {"ms/step":>9s} {"ms/step/obj":>11s} {"obj/s (500 st)":>14s} '
+          f'{"peak RSS MB":>11s}')
+    for r in rows:
+        print(f'{r["backend"]:8s} {r["batch"]:5d} {r["ms_per_step"]:9.1f} {r["ms_per_step"] / r["batch"]:11.1f} '
+              f'{r["objects_per_s"]:14.3f} {r["peak_rss_mb"]:11.0f}')
+    print(f'PSNR after {args.quality_steps} steps: tiles {quality["tiles"]:.2f} dB, dense {quality["dense"]:.2f} dB '
+          f'(difference {quality["tiles"] - quality["dense"]:+.3f} dB)')
+    return dict(rows=rows, quality=quality)
+
+
+if __name__ == '__main__':
+    main()
