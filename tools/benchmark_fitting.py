@@ -67,7 +67,7 @@ def worker(spec: dict) -> dict:
     """Time ``steps`` fitting steps of a batch in this process; report ms/step, peak RSS, final PSNR."""
     from gsclip_mm.gaussians import FitSettings, fit_batch
     if spec.get('tuning', True):
-        from fit_gaussians import tune_glibc_malloc
+        from gsclip_mm.utils import tune_glibc_malloc
         tune_glibc_malloc()
     torch.set_num_threads(spec['threads'])
     device = 'cuda' if spec['backend'] == 'gsplat' else 'cpu'

@@ -14,7 +14,6 @@ failures with reasons, PSNR mean / min, time) is printed and written to
 """
 import argparse
 import copy
-import ctypes
 import json
 import math
 import os
@@ -38,24 +37,9 @@ import gsclip_mm  # noqa: F401  (fills the registries)
 from gsclip_mm.gaussians import fit_batch, prepare_fit_input
 from gsclip_mm.gaussians.cache import atomic_write
 from gsclip_mm.registry import DATASETS, TRANSFORMS
+from gsclip_mm.utils import tune_glibc_malloc
 
 SPLITS = dict(train='train_dataloader', val='val_dataloader', test='test_dataloader')
-
-
-def tune_glibc_malloc() -> bool:
-    """Keep freed memory in glibc's heap instead of a fresh ``mmap`` per large temporary.
-
-    The CPU rasteriser allocates many MB-sized temporaries per step; with
-    glibc's defaults each one page-faults in anew (measured here: 3-4x slower
-    steps). Returns False where ``mallopt`` is unavailable (not glibc).
-    """
-    try:
-        libc = ctypes.CDLL('libc.so.6')
-    except OSError:
-        return False
-    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
-    return bool(libc.mallopt(m_mmap_threshold, 32 << 20) and libc.mallopt(m_trim_threshold, 1 << 30)
-                and libc.mallopt(m_top_pad, 256 << 20))
 
 
 def parse_args(argv=None):

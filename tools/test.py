@@ -3,12 +3,16 @@ import argparse
 import os
 import os.path as osp
 
-from mmengine.config import Config, DictAction
-from mmengine.evaluator import DumpResults
-from mmengine.runner import Runner
+# Sleep, don't spin, at OpenMP barriers (before torch loads libgomp; see
+# gsclip_mm/utils/cpu_tuning.py). An explicit setting wins.
+os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 
-import gsclip_mm  # noqa: F401  (fills the registries, allow-lists checkpoint types)
-from gsclip_mm.utils import setup_cpu_distributed, teardown_distributed
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.evaluator import DumpResults  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+import gsclip_mm  # noqa: F401,E402  (fills the registries, allow-lists checkpoint types)
+from gsclip_mm.utils import setup_cpu_distributed, teardown_distributed, tune_glibc_malloc  # noqa: E402
 
 
 def parse_args():
@@ -56,6 +60,7 @@ def main():
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
     cfg = setup_cpu_distributed(cfg)
+    tune_glibc_malloc()  # faster CPU steps; harmless on GPU runs
     runner = Runner.from_cfg(cfg)
     if args.out is not None:
         # MMEngine's own dumper: it writes every prediction the metric saw.

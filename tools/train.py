@@ -3,11 +3,15 @@ import argparse
 import os
 import os.path as osp
 
-from mmengine.config import Config, DictAction
-from mmengine.runner import Runner
+# Sleep, don't spin, at OpenMP barriers (before torch loads libgomp; see
+# gsclip_mm/utils/cpu_tuning.py). An explicit setting wins.
+os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 
-import gsclip_mm  # noqa: F401  (fills the registries, allow-lists checkpoint types)
-from gsclip_mm.utils import setup_cpu_distributed, teardown_distributed
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+import gsclip_mm  # noqa: F401,E402  (fills the registries, allow-lists checkpoint types)
+from gsclip_mm.utils import setup_cpu_distributed, teardown_distributed, tune_glibc_malloc  # noqa: E402
 
 
 def parse_args():
@@ -82,6 +86,7 @@ def main():
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
     cfg = setup_cpu_distributed(cfg)
+    tune_glibc_malloc()  # faster CPU steps; harmless on GPU runs
     runner = Runner.from_cfg(cfg)
     runner.train()
     teardown_distributed()

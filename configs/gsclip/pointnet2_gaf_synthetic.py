@@ -10,8 +10,15 @@ _base_ = [
 
 model = dict(
     backbone=dict(embed_dims=128),
-    head=dict(model_name='GSCLIP-Tiny-64', pretrained=None, clip_seed=0,
-              img_cache_dir='data/synthetic_sunrgbd/clip_image_cache'))
+    head=dict(
+        model_name='GSCLIP-Tiny-64',
+        pretrained=None,
+        clip_seed=0,
+        # An untrained text tower maps every prompt of a template to nearly the
+        # same vector (class names differ by one token): bare class names keep
+        # the 10 class embeddings apart (mean pairwise cosine 0.69 vs 0.95).
+        templates=('{}', ),
+        img_cache_dir='data/synthetic_sunrgbd/clip_image_cache'))
 
 max_epochs = 30
 param_scheduler = [

@@ -10,7 +10,7 @@ num_points = 1024
 # ahead of training, with tools/fit_gaussians.py CONFIG; training then reads the
 # cache (cache_only: a miss means the settings changed, and is an error).
 fit_cfg = dict(num_steps=500, opacity_reset_interval=50, resolution=64, max_gaussians=2048, lambda_dssim=0.2)
-fit_gaussians = dict(type='FitGaussians', cache_dir=data_root + 'gaussians_cache', **fit_cfg)
+fit_gaussians = dict(type='FitGaussians', cache_dir=data_root + 'gaussians_cache', cache_only=True, **fit_cfg)
 
 train_pipeline = [
     dict(type='LoadObjectPoints'),

@@ -1,13 +1,14 @@
 # The embedded synthetic SUN RGB-D set (tools/make_synthetic_sunrgbd.py), in
 # mmdetection3d's layout and read by the same dataset class as the real data.
 # Lighter than the paper's settings so `make demo` runs in minutes on 2 CPU
-# cores: 32x32 fitting target, 100 fitting steps (opacity reset every 20),
-# at most 1024 Gaussians fitted, 512 sampled per object. docs/results.md says so.
+# cores: 32x32 fitting target, 50 fitting steps (opacity reset every 20), at
+# most 256 Gaussians per object (fitted and fed to the encoder).
+# docs/results.md says so.
 _base_ = ['./sunrgbd_object.py']
 
 data_root = 'data/synthetic_sunrgbd/'
-num_points = 512
-fit_cfg = dict(num_steps=100, opacity_reset_interval=20, resolution=32, max_gaussians=1024, lambda_dssim=0.2)
+num_points = 256
+fit_cfg = dict(num_steps=50, opacity_reset_interval=20, resolution=32, max_gaussians=num_points, lambda_dssim=0.2)
 fit_gaussians = dict(type='FitGaussians', cache_dir=data_root + 'gaussians_cache', **fit_cfg)
 
 train_pipeline = [
@@ -30,12 +31,13 @@ test_pipeline = [
 
 train_dataloader = dict(
     batch_size=32,
-    num_workers=0,
-    persistent_workers=False,
+    # One loader process overlaps loading with the model's step on 2 cores.
+    num_workers=1,
+    persistent_workers=True,
     dataset=dict(dataset=dict(data_root=data_root, pipeline=train_pipeline)))
 val_dataloader = dict(
     batch_size=32,
-    num_workers=0,
-    persistent_workers=False,
+    num_workers=1,
+    persistent_workers=True,
     dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_dataloader = val_dataloader
