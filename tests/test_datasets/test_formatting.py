@@ -34,11 +34,13 @@ def test_pack_inputs_and_data_sample():
     assert (meta['class_name'], meta['sample_idx'], meta['instance_idx'], meta['norm_scale']) == \
         ('night_stand', 17, 0, 1.5)
     assert 'lidar_path' not in meta and 'gaussians' not in meta
+    # The normalisation radius also travels as a model input, for with_size backbones.
+    assert out['inputs']['norm_scale'].tolist() == [1.5]
 
 
 def test_pack_points_only_pipeline_has_no_img():
     r = results()
-    del r['img_crop']
+    del r['img_crop'], r['norm_scale']
     out = TRANSFORMS.build(dict(type='PackGSCLIPInputs'))(r)
     assert set(out['inputs']) == {'gaussians'}
 

@@ -172,3 +172,32 @@ def test_build_from_another_scope_with_custom_imports(tmp_path):
     model = other.build(cfg.model)
     assert type(model) is PointNet2GAF and model.in_channels == 6
     assert model(torch.rand(B, N, 6))['embedding'].shape == (B, 24)
+
+
+def test_size_input_changes_embedding_and_gets_gradient():
+    model = _build(with_size=True)
+    x = _gaussians()
+    small, large = torch.full((B, 1), 0.3), torch.full((B, 1), 1.2)
+    emb_small = model(x, norm_scale=small)['embedding']
+    emb_large = model(x, norm_scale=large)['embedding']
+    assert not torch.allclose(emb_small, emb_large)
+    # The size enters as an additive embedding of log(radius), before the head.
+    fused = model(x, norm_scale=small)['global_feat'] + sum(model.gaf(*model._split_input(x)))
+    torch.testing.assert_close(emb_small, model.head(fused + model.size_embed(small.log())))
+    emb_small.square().sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.size_embed.parameters())
+    with pytest.raises(ValueError, match='norm_scale'):
+        model(x)
+
+
+def test_gsclip_feeds_norm_scale_to_a_with_size_backbone():
+    from gsclip_mm.models.heads import FrozenCLIPHead  # noqa: F401  (registers the head)
+    model = MODELS.build(dict(
+        type='GSCLIP', backbone=dict(DEFAULT_ARGS, with_size=True, embed_dims=128),
+        head=dict(type='FrozenCLIPHead', model_name='GSCLIP-Tiny-64')))
+    x = _gaussians()
+    a = model.extract_feat(dict(gaussians=x, norm_scale=torch.full((B, 1), 0.3)))
+    b = model.extract_feat(dict(gaussians=x, norm_scale=torch.full((B, 1), 1.2)))
+    assert a.shape == (B, 128) and not torch.allclose(a, b)
+    with pytest.raises(KeyError, match='norm_scale'):
+        model.extract_feat(dict(gaussians=x))

@@ -25,7 +25,9 @@ class PackGSCLIPInputs(BaseTransform):
     ``bbox`` (make ``crop_key``), ``gt_label``, and the ``meta_keys``.
 
     Added keys (the returned dict): ``inputs = dict(gaussians=Tensor[N, 14]
-    float32, img=Tensor[3, h, w] uint8)`` and ``data_samples``, a
+    float32, img=Tensor[3, h, w] uint8, norm_scale=Tensor[1] float32)``
+    (``norm_scale``, the object's radius before ``NormalizeGaussians``, only
+    when present: a backbone with ``with_size=True`` uses it) and ``data_samples``, a
     ``GSCLIPDataSample`` with metainfo ``crop_key`` and whichever
     ``meta_keys`` are present (by default ``class_name``, ``sample_idx``,
     ``instance_idx``, ``img_path``, ``norm_center``, ``norm_scale``,
@@ -52,6 +54,8 @@ class PackGSCLIPInputs(BaseTransform):
                 raise ValueError(f'img_crop must be a non-empty uint8 [h, w, 3] array, got {crop.dtype} '
                                  f'{crop.shape}')
             inputs['img'] = torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))  # [3, h, w]
+        if 'norm_scale' in results:
+            inputs['norm_scale'] = torch.tensor([results['norm_scale']], dtype=torch.float32)  # [1]
 
         meta = {k: results[k] for k in self.meta_keys if k in results}
         if 'img_path' in results and 'bbox' in results:

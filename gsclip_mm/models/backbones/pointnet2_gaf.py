@@ -117,6 +117,11 @@ class PointNet2GAF(BaseModule):
         embed_dims (int): output width (CLIP's embedding width, e.g. 512).
         head_hidden (int | None): hidden width of the MLP head (default C_last).
         dropout (float): dropout in the MLP head.
+        with_size (bool): ``forward`` also takes ``norm_scale`` ``[B, 1]``,
+            each object's radius before unit-sphere normalisation (metres),
+            embedded (log) and added to the fused feature: normalisation
+            removes absolute size, one of the strongest cues indoors
+            (a night stand is a small dresser).
         init_cfg (dict | list | None): MMEngine weight-init config.
 
     ``forward`` returns a dict:
@@ -135,6 +140,7 @@ class PointNet2GAF(BaseModule):
                  embed_dims: int = 512,
                  head_hidden: Optional[int] = None,
                  dropout: float = 0.0,
+                 with_size: bool = False,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         self.feature_columns, self.in_channels = self._input_layout(in_features, in_channels)
@@ -149,6 +155,9 @@ class PointNet2GAF(BaseModule):
         self.with_gaf = with_gaf
         self.gaf = GaussianAwareFusion(num_feats, out_channels, **dict(DEFAULT_GAF_CFG, **(gaf_cfg or {}))) \
             if with_gaf else None
+        self.with_size = with_size
+        self.size_embed = nn.Sequential(nn.Linear(1, out_channels // 4), nn.GELU(),
+                                        nn.Linear(out_channels // 4, out_channels)) if with_size else None
         hidden = head_hidden or out_channels
         self.head = nn.Sequential(
             nn.Linear(out_channels, hidden), nn.LayerNorm(hidden), nn.GELU(), nn.Dropout(dropout),
@@ -190,8 +199,12 @@ class PointNet2GAF(BaseModule):
         feats = x[..., 3:].contiguous() if self.in_channels > 3 else None  # [B, N, C']
         return xyz, feats
 
-    def forward(self, x: torch.Tensor) -> Dict[str, object]:
-        """Encode a batch; see the class docstring for the returned dict."""
+    def forward(self, x: torch.Tensor, norm_scale: Optional[torch.Tensor] = None) -> Dict[str, object]:
+        """Encode a batch ``x`` ``[B, N, C]`` (and ``norm_scale`` ``[B, 1]`` with
+        ``with_size``); see the class docstring for the returned dict."""
+        if self.with_size and (norm_scale is None or norm_scale.shape != (x.shape[0], 1)):
+            raise ValueError(f'with_size=True needs norm_scale [B, 1] = [{x.shape[0]}, 1], got '
+                             f'{None if norm_scale is None else tuple(norm_scale.shape)}')
         xyz, feats = self._split_input(x)
         sa_xyz, sa_features = [], []
         cur_xyz, cur_feats = xyz, feats
@@ -204,5 +217,7 @@ class PointNet2GAF(BaseModule):
         if self.gaf is not None:
             gaf_global, gaf_shape = self.gaf(xyz, feats)  # [B, C_last] each
             fused = global_feat + gaf_global + gaf_shape  # residual injection (eq. 11)
+        if self.size_embed is not None:
+            fused = fused + self.size_embed(norm_scale.clamp_min(1e-3).log())  # [B, C_last]
         return dict(sa_xyz=sa_xyz, sa_features=sa_features, global_feat=global_feat,
                     embedding=self.head(fused))

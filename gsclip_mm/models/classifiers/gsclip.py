@@ -53,7 +53,13 @@ class GSCLIP(BaseModel):
         """``inputs[input_key]`` ``[B, N, C]`` -> ``[B, D]`` 3D embedding."""
         if self.input_key not in inputs:
             raise KeyError(f'GSCLIP needs inputs[{self.input_key!r}]; batch has {sorted(inputs)}')
-        out = self.backbone(inputs[self.input_key])
+        if getattr(self.backbone, 'with_size', False):
+            if 'norm_scale' not in inputs:
+                raise KeyError('the backbone has with_size=True but the batch has no "norm_scale" input '
+                               '(put NormalizeGaussians before PackGSCLIPInputs in the pipeline)')
+            out = self.backbone(inputs[self.input_key], norm_scale=inputs['norm_scale'])
+        else:
+            out = self.backbone(inputs[self.input_key])
         if isinstance(out, dict):
             if 'embedding' not in out:
                 raise KeyError(f'backbone output lacks "embedding" (keys: {sorted(out)})')

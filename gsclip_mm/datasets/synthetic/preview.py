@@ -1,0 +1,72 @@
+"""A PNG contact sheet of written scenes and object crops, read back from
+disk through the infos file (so it also shows what a loader sees)."""
+import os.path as osp
+import pickle
+from typing import List
+
+import cv2
+import numpy as np
+
+from .generator import IMAGE_DIR, atomic_write_bytes
+from .objects import CLASSES
+
+
+def _label(img: np.ndarray, text: str, org, scale: float = 0.4) -> None:
+    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3,
+                cv2.LINE_AA)
+    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale,
+                (255, 255, 255), 1, cv2.LINE_AA)
+
+
+def make_grid(data_root: str, infos: str, out_path: str, num_scenes: int = 6,
+              crop_size: int = 120, crops_per_class: int = 2) -> np.ndarray:
+    """Scenes with their 2D boxes in rows of three, then object crops grouped
+    by class. Returns the BGR grid and writes it to ``out_path``."""
+    with open(osp.join(data_root, infos), 'rb') as f:
+        data_list = pickle.load(f)['data_list']
+    scenes: List[np.ndarray] = []
+    crops = {c: [] for c in range(len(CLASSES))}
+    for i, info in enumerate(data_list):
+        path = osp.join(data_root, IMAGE_DIR, info['images']['CAM0']['img_path'])
+        img = cv2.imread(path)
+        if img is None:
+            raise FileNotFoundError(f'cannot read image {path}')
+        for inst in info['instances']:
+            x1, y1, x2, y2 = [int(round(v)) for v in inst['bbox']]
+            lab = inst['bbox_label_3d']
+            if len(crops[lab]) < crops_per_class:
+                c = img[y1:y2, x1:x2]
+                s = crop_size / max(c.shape[:2])
+                c = cv2.resize(c, (max(1, int(c.shape[1] * s)),
+                                   max(1, int(c.shape[0] * s))))
+                tile = np.full((crop_size, crop_size, 3), 40, np.uint8)
+                tile[:c.shape[0], :c.shape[1]] = c
+                _label(tile, CLASSES[lab], (3, crop_size - 6))
+                crops[lab].append(tile)
+        if len(scenes) < num_scenes:
+            vis = img.copy()
+            for inst in info['instances']:
+                x1, y1, x2, y2 = [int(round(v)) for v in inst['bbox']]
+                cv2.rectangle(vis, (x1, y1), (x2 - 1, y2 - 1), (0, 255, 255), 1)
+                _label(vis, CLASSES[inst['bbox_label_3d']], (x1 + 2, y1 + 12))
+            scenes.append(vis)
+        if len(scenes) >= num_scenes and all(
+                len(v) >= crops_per_class for v in crops.values()):
+            break
+    h, w = scenes[0].shape[:2]
+    rows = [np.concatenate(scenes[r:r + 3] + [np.zeros_like(scenes[0])] *
+                           (3 - len(scenes[r:r + 3])), 1)
+            for r in range(0, len(scenes), 3)]
+    tiles = [t for v in crops.values() for t in v]
+    per_row = (3 * w) // crop_size
+    blank = np.full((crop_size, crop_size, 3), 40, np.uint8)
+    for r in range(0, len(tiles), per_row):
+        row = tiles[r:r + per_row]
+        row += [blank] * (per_row - len(row))
+        strip = np.concatenate(row, 1)
+        pad = np.full((crop_size, 3 * w - strip.shape[1], 3), 40, np.uint8)
+        rows.append(np.concatenate([strip, pad], 1))
+    grid = np.concatenate(rows, 0)
+    ok, png = cv2.imencode('.png', grid)
+    atomic_write_bytes(out_path, png.tobytes())
+    return grid
