@@ -15,14 +15,6 @@ SAMPLE = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'data', 'sunr
 FIT_ARGS = dict(type='FitGaussians', num_steps=8, resolution=16, max_gaussians=48)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope='module')
 def night_stand():
     """The pipeline dict of the night stand as LoadObjectPoints / LoadObjectImage would give it."""

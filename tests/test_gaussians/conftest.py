@@ -6,17 +6,10 @@ import mmcv
 import numpy as np
 import pytest
 
+from gsclip_mm.datasets.utils import points_in_rbox
+
 # The real scene shipped with the tests (tests/data/sunrgbd_sample).
 SAMPLE = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'data', 'sunrgbd_sample')
-
-
-def points_in_box(points, box):
-    """[N] bool: points inside the rotated box (x y z dx dy dz yaw, centre origin)."""
-    x, y, z, dx, dy, dz, yaw = box
-    c, s = np.cos(-yaw), np.sin(-yaw)
-    loc = points[:, :3] - [x, y, z]
-    lx, ly = c * loc[:, 0] - s * loc[:, 1], s * loc[:, 0] + c * loc[:, 1]
-    return (abs(lx) < dx / 2) & (abs(ly) < dy / 2) & (abs(loc[:, 2]) < dz / 2)
 
 
 @pytest.fixture(scope='session')
@@ -27,16 +20,6 @@ def scene():
     pts = np.fromfile(osp.join(SAMPLE, 'points', info['lidar_points']['lidar_path']), dtype=np.float32).reshape(-1, 6)
     img = mmcv.imread(osp.join(SAMPLE, 'sunrgbd_trainval', 'image', info['images']['CAM0']['img_path']),
                       channel_order='rgb')
-    objects = [dict(points=pts[points_in_box(pts, inst['bbox_3d'])], bbox=np.asarray(inst['bbox'], np.float32),
+    objects = [dict(points=pts[points_in_rbox(pts, inst['bbox_3d'])], bbox=np.asarray(inst['bbox'], np.float32),
                     label=inst['bbox_label_3d']) for inst in info['instances']]
     return dict(depth2img=np.asarray(info['images']['CAM0']['depth2img']), img=img, objects=objects)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny problems: one thread avoids OpenMP spin-waiting on the shared 2-core machine."""
-    import torch
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

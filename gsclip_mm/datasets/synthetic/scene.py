@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import trimesh
 
+from ..utils import points_in_rbox
 from .meshes import (TEX_CARPET, TEX_PLANKS, TEX_PLAIN, TEX_TILES, WALLS,
                      WOODS, Material, Part, box, jitter, parts_bounds, pick,
                      scaled)
@@ -363,13 +364,8 @@ def box3d(p: Placed, psi: float) -> np.ndarray:
 
 def points_in_box(xyz: np.ndarray, b: np.ndarray) -> np.ndarray:
     """[N] bool: points [N, 3] inside box b = x y z dx dy dz yaw (centre),
-    yaw counter-clockwise about z (mmdetection3d's depth boxes)."""
-    q = xyz - b[:3]
-    c, s = np.cos(b[6]), np.sin(b[6])
-    lx = c * q[:, 0] + s * q[:, 1]
-    ly = -s * q[:, 0] + c * q[:, 1]
-    return ((np.abs(lx) <= b[3] / 2) & (np.abs(ly) <= b[4] / 2) &
-            (np.abs(q[:, 2]) <= b[5] / 2))
+    yaw counter-clockwise about z: the same test the dataset applies."""
+    return points_in_rbox(xyz, b)
 
 
 def _mesh_arrays(placed: List[Placed]):
