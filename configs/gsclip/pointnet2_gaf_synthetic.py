@@ -9,7 +9,11 @@ _base_ = [
 ]
 
 model = dict(
-    backbone=dict(embed_dims=128),
+    # with_size: the object's radius before unit-sphere normalisation enters as
+    # a feature (the synthetic furniture, like real rooms, differs in size:
+    # night stand vs dresser, desk vs table). 86.8 vs 77.9 Avg. without it on
+    # a 300-scene set (docs/results.md).
+    backbone=dict(embed_dims=128, with_size=True),
     head=dict(
         model_name='GSCLIP-Tiny-64',
         pretrained=None,
@@ -20,10 +24,10 @@ model = dict(
         templates=('{}', ),
         img_cache_dir='data/synthetic_sunrgbd/clip_image_cache'))
 
-max_epochs = 30
+max_epochs = 20
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=True, begin=0, end=2, convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', T_max=max_epochs - 2, eta_min=1e-5, by_epoch=True, begin=2, end=max_epochs),
+    dict(type='LinearLR', start_factor=0.01, by_epoch=True, begin=0, end=1, convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', T_max=max_epochs - 1, eta_min=1e-5, by_epoch=True, begin=1, end=max_epochs),
 ]
-train_cfg = dict(max_epochs=max_epochs, val_interval=10)
+train_cfg = dict(max_epochs=max_epochs, val_interval=5)
 default_hooks = dict(logger=dict(interval=5))

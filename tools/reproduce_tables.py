@@ -1,0 +1,105 @@
+"""Reproduce the zero-shot tables (paper Tables 1 and 2 layouts) in one command.
+
+For each config: fit its Gaussians (when its pipeline fits any; cached and
+resumable), train it (resuming what is there), test its last checkpoint with
+``--out``, then score the dumped predictions with ``ZeroShotAccuracy`` and
+write one markdown table. Every step is a tool of its own; a finished step is
+skipped on a second run, so an interrupted run continues where it stopped.
+
+    python tools/reproduce_tables.py                       # the synthetic set
+    python tools/reproduce_tables.py --configs configs/gsclip/pointnet2_gaf_sunrgbd.py \\
+        configs/gsclip/pointnet2_clip2_sunrgbd.py --out docs/results_sunrgbd.md
+"""
+import argparse
+import os
+import os.path as osp
+import pickle
+import subprocess
+import sys
+import tempfile
+
+from mmengine.config import Config
+
+import gsclip_mm  # noqa: F401  (allow-lists checkpoint types)
+from gsclip_mm.evaluation import ZeroShotAccuracy
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+SYNTHETIC = [
+    'configs/gsclip/pointnet2_gaf_synthetic.py',
+    'configs/gsclip/pointnet2_clip2_synthetic.py',
+    'configs/gsclip/pointnet2_gaf_synthetic_no-gaf.py',
+    'configs/gsclip/pointnet2_gaf_synthetic_no-balance.py',
+    'configs/gsclip/pointnet2_gaf_synthetic_no-img-loss.py',
+]
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Train, test and tabulate several GS-CLIP configs')
+    parser.add_argument('--configs', nargs='+', default=SYNTHETIC)
+    parser.add_argument('--work-root', default=osp.join(ROOT, 'work_dirs', 'tables'))
+    parser.add_argument('--out', default=osp.join(ROOT, 'work_dirs', 'tables', 'results.md'),
+                        help='markdown file with the table (written atomically)')
+    return parser.parse_args()
+
+
+def run(cmd):
+    print('$ ' + ' '.join(cmd), flush=True)
+    subprocess.run([sys.executable, *cmd], check=True, cwd=ROOT)
+
+
+def has_fitting(cfg: Config) -> bool:
+    ds = cfg.train_dataloader.dataset
+    ds = ds.get('dataset', ds)
+    return any(str(t.get('type', '')).endswith('FitGaussians') for t in ds.pipeline)
+
+
+def evaluate(cfg: Config, preds_file: str) -> dict:
+    """The metric of ``cfg.test_evaluator`` over the dumped predictions."""
+    with open(preds_file, 'rb') as f:
+        preds = pickle.load(f)
+    ev = cfg.test_evaluator.to_dict()
+    ev.pop('type')
+    metric = ZeroShotAccuracy(**ev)
+    metric.process(None, preds)
+    return metric.compute_metrics(metric.results)
+
+
+def markdown(rows, classes) -> str:
+    head = ['Method', 'config', 'Avg.', 'overall', 'top-5'] + [c.replace('_', ' ') for c in classes]
+    lines = ['| ' + ' | '.join(head) + ' |', '|' + ' --- |' * len(head)]
+    for name, cfg_path, m in rows:
+        cells = [name, f'`{osp.basename(cfg_path)}`', f'{m["mean_acc"]:.1f}', f'{m["overall_acc"]:.1f}',
+                 f'{m.get("top5_acc", float("nan")):.1f}']
+        cells += [f'{m[f"acc_{c}"]:.1f}' if f'acc_{c}' in m else '-' for c in classes]
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines) + '\n'
+
+
+def main():
+    args = parse_args()
+    rows, classes = [], None
+    for cfg_path in args.configs:
+        cfg = Config.fromfile(osp.join(ROOT, cfg_path))
+        name = osp.splitext(osp.basename(cfg_path))[0]
+        work_dir = osp.join(args.work_root, name)
+        if has_fitting(cfg):
+            run(['tools/fit_gaussians.py', cfg_path])
+        run(['tools/train.py', cfg_path, '--work-dir', work_dir, '--resume'])
+        with open(osp.join(work_dir, 'last_checkpoint')) as f:
+            ckpt = f.read().strip()
+        preds = osp.join(work_dir, 'predictions.pkl')
+        run(['tools/test.py', cfg_path, ckpt, '--work-dir', work_dir, '--out', preds])
+        metrics = evaluate(cfg, preds)
+        classes = classes or [c for c in cfg.model.head.eval_classes]
+        rows.append((cfg.test_evaluator.get('method_name', name), cfg_path, metrics))
+    table = markdown(rows, classes)
+    print(table)
+    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+    with tempfile.NamedTemporaryFile('w', dir=osp.dirname(osp.abspath(args.out)), delete=False) as f:
+        f.write(table)
+    os.replace(f.name, args.out)
+    print(f'table written to {args.out}')
+
+
+if __name__ == '__main__':
+    main()
