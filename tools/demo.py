@@ -54,7 +54,7 @@ def main():
         stage('1/4 generate synthetic SUN RGB-D', cmd)
     else:
         print(f'=== 1/4 synthetic SUN RGB-D already in {data_root} ===')
-    stage('2/4 fit Gaussians', [py, 'tools/fit_gaussians.py', args.config])
+    stage('2/4 fit Gaussians', [py, 'tools/fit_gaussians.py', args.config, '--batch-size', '16'])
     last = osp.join(args.work_dir, 'last_checkpoint')
     stage('3/4 train', [py, 'tools/train.py', args.config, '--work-dir', args.work_dir, '--resume'])
     with open(last) as f:

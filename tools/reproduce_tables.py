@@ -30,6 +30,7 @@ SYNTHETIC = [
     'configs/gsclip/pointnet2_gaf_synthetic_no-gaf.py',
     'configs/gsclip/pointnet2_gaf_synthetic_no-balance.py',
     'configs/gsclip/pointnet2_gaf_synthetic_no-img-loss.py',
+    'configs/gsclip/pointnet2_gaf_synthetic_no-size.py',
 ]
 
 

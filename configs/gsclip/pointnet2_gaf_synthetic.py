@@ -11,8 +11,8 @@ _base_ = [
 model = dict(
     # with_size: the object's radius before unit-sphere normalisation enters as
     # a feature (the synthetic furniture, like real rooms, differs in size:
-    # night stand vs dresser, desk vs table). 86.8 vs 77.9 Avg. without it on
-    # a 300-scene set (docs/results.md).
+    # night stand vs dresser, desk vs table); its effect is measured by
+    # pointnet2_gaf_synthetic_no-size.py (docs/results.md).
     backbone=dict(embed_dims=128, with_size=True),
     head=dict(
         model_name='GSCLIP-Tiny-64',
