@@ -37,7 +37,7 @@ import gsclip_mm  # noqa: F401  (fills the registries)
 from gsclip_mm.gaussians import fit_batch, prepare_fit_input
 from gsclip_mm.gaussians.cache import atomic_write
 from gsclip_mm.registry import DATASETS, TRANSFORMS
-from gsclip_mm.utils import tune_glibc_malloc
+from gsclip_mm.utils import init_gloo_from_torchrun, tune_glibc_malloc
 
 SPLITS = dict(train='train_dataloader', val='val_dataloader', test='test_dataloader')
 
@@ -218,8 +218,8 @@ def main(argv=None):
     if args.launcher == 'pytorch':
         if torch.cuda.is_available():
             dist.init_dist('pytorch', backend='nccl')
-        else:  # mmengine's init_dist sets a CUDA device; on CPUs torchrun's env is all gloo needs
-            torch.distributed.init_process_group(backend='gloo')
+        else:  # mmengine's init_dist sets a CUDA device; see gsclip_mm/utils/dist.py
+            init_gloo_from_torchrun()
     rank, world = dist.get_rank(), dist.get_world_size()
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     if device == 'cpu':

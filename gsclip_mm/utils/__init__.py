@@ -1,5 +1,8 @@
 from .checkpoint import CHECKPOINT_SAFE_GLOBALS, register_checkpoint_safe_globals
 from .cpu_tuning import tune_glibc_malloc
-from .dist import setup_cpu_distributed, teardown_distributed
+from .dist import init_gloo_from_torchrun, setup_cpu_distributed, teardown_distributed
 
-__all__ = ['CHECKPOINT_SAFE_GLOBALS', 'register_checkpoint_safe_globals', 'setup_cpu_distributed', 'teardown_distributed', 'tune_glibc_malloc']
+__all__ = [
+    'CHECKPOINT_SAFE_GLOBALS', 'register_checkpoint_safe_globals', 'tune_glibc_malloc', 'init_gloo_from_torchrun',
+    'setup_cpu_distributed', 'teardown_distributed'
+]

@@ -15,6 +15,16 @@ import torch.distributed as torch_dist
 from mmengine.config import Config
 
 
+def init_gloo_from_torchrun() -> None:
+    """Open a gloo process group from torchrun's environment (once)."""
+    if torch_dist.is_initialized():
+        return
+    missing = [k for k in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT') if k not in os.environ]
+    if missing:
+        raise RuntimeError(f'--launcher pytorch expects torchrun to set {missing}; start with torchrun')
+    torch_dist.init_process_group(backend='gloo')
+
+
 def setup_cpu_distributed(cfg: Config) -> Config:
     """Prepare ``cfg`` (and the process group) for a CPU-only distributed run.
 
@@ -32,11 +42,7 @@ def setup_cpu_distributed(cfg: Config) -> Config:
             'on CPUs start the job with torchrun and --launcher pytorch instead')
     env_cfg = cfg.setdefault('env_cfg', {})
     env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
-    if not torch_dist.is_initialized():
-        missing = [k for k in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT') if k not in os.environ]
-        if missing:
-            raise RuntimeError(f'--launcher pytorch expects torchrun to set {missing}; start with torchrun')
-        torch_dist.init_process_group(backend='gloo')
+    init_gloo_from_torchrun()
     wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel', broadcast_buffers=False)
     wrapper['device_ids'] = None  # DDP over CPU modules takes no device ids
     cfg.model_wrapper_cfg = wrapper
