@@ -66,5 +66,8 @@ def test_synthetic_model_builds_and_embeds():
     cfg = load('pointnet2_gaf_synthetic.py')
     model = MODELS.build(cfg.model)
     gaussians = torch.rand(2, 512, 14)
-    out = model(dict(gaussians=gaussians), mode='tensor')
+    out = model(dict(gaussians=gaussians, norm_scale=torch.tensor([[0.4], [1.1]])), mode='tensor')
     assert out.shape == (2, cfg.model.backbone.embed_dims)
+    # The synthetic config feeds the object size: two sizes, two embeddings.
+    assert not torch.allclose(out[0], model(dict(gaussians=gaussians[[0, 0]], norm_scale=torch.tensor(
+        [[0.4], [1.1]])), mode='tensor')[1])
