@@ -48,7 +48,7 @@ def main():
     py = sys.executable
     # The synthetic set goes where the config's test split reads it from.
     data_root = osp.join(ROOT, Config.fromfile(args.config).test_dataloader.dataset.data_root)
-    if not osp.isfile(osp.join(data_root, 'sunrgbd_infos_val.pkl')):
+    if not all(osp.isfile(osp.join(data_root, f'sunrgbd_infos_{s}.pkl')) for s in ('train', 'val')):
         cmd = [py, 'tools/make_synthetic_sunrgbd.py', '--out-dir', data_root, '--seed', str(args.seed),
                '--num-scenes', str(args.num_scenes), '--val-ratio', str(args.val_ratio), '--workers', '2']
         stage('1/4 generate synthetic SUN RGB-D', cmd)
