@@ -109,8 +109,8 @@ def train_iteration(x: torch.Tensor) -> Callable[[], object]:
     classes = cfg.model.head.eval_classes
     g = torch.Generator().manual_seed(0)
     data = dict(
-        inputs=[dict(gaussians=x[i], img=torch.randint(0, 256, (3, 48, 64), dtype=torch.uint8, generator=g))
-                for i in range(x.shape[0])],
+        inputs=[dict(gaussians=x[i], img=torch.randint(0, 256, (3, 48, 64), dtype=torch.uint8, generator=g),
+                     norm_scale=torch.ones(1)) for i in range(x.shape[0])],
         data_samples=[
             GSCLIPDataSample(metainfo=dict(class_name=classes[i % len(classes)], crop_key=f'bench_{i}')).set_gt_label(
                 i % len(classes)) for i in range(x.shape[0])

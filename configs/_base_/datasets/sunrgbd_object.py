@@ -61,5 +61,5 @@ val_dataloader = dict(
         test_mode=True))
 test_dataloader = val_dataloader
 # Zero-shot over the paper's 10 SUN RGB-D classes (Table 1).
-val_evaluator = dict(type='ZeroShotAccuracy', topk=(1, 5))
+val_evaluator = dict(type='ZeroShotAccuracy', topk=(1, 5), method_name='GS-CLIP')
 test_evaluator = val_evaluator
