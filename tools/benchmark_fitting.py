@@ -36,6 +36,8 @@ def parse_args(argv=None):
     p.add_argument('--dense-steps', type=int, default=3)
     p.add_argument('--quality-steps', type=int, default=100)
     p.add_argument('--fit-steps', type=int, default=500, help='steps of a full fit, for objects/s')
+    p.add_argument('--profile', action='store_true',
+                   help='instead: profile --steps tile-rasteriser steps of batch 1 and print the top ATen ops')
     p.add_argument('--no-tuning', action='store_true',
                    help="glibc's default malloc and OpenMP's default (spinning) barrier wait, as a plain process")
     p.add_argument('--worker', default=None, help=argparse.SUPPRESS)
@@ -98,8 +100,28 @@ def run(spec: dict) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def profile_steps(args) -> str:
+    """torch.profiler table of ``--steps`` fitting steps (batch 1, tile rasteriser) in this process."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from gsclip_mm.gaussians import FitSettings, fit_batch
+    from gsclip_mm.utils import tune_glibc_malloc
+    if not args.no_tuning:
+        tune_glibc_malloc()
+    torch.set_num_threads(args.threads)
+    inputs = make_inputs(1, args.gaussians, args.resolution)
+    s = FitSettings.build(resolution=args.resolution, max_gaussians=args.gaussians, mask_target=False)
+    fit_batch(inputs, FitSettings.build(s, num_steps=2), 'cpu', 'tiles', return_images=False)  # warm-up
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fit_batch(inputs, FitSettings.build(s, num_steps=args.steps), 'cpu', 'tiles', return_images=False)
+    return prof.key_averages().table(sort_by='self_cpu_time_total', row_limit=15)
+
+
 def main(argv=None):
     args = parse_args(argv)
+    if args.profile:
+        print(profile_steps(args))
+        return None
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
         return None
