@@ -35,7 +35,7 @@ from gsclip_mm.models.ops import ball_query, furthest_point_sample, knn, mmcv_op
 from gsclip_mm.registry import MODELS
 from gsclip_mm.structures import GSCLIPDataSample
 from gsclip_mm.structures import GS_DIM, GS_FEATURES
-from gsclip_mm.utils import tune_glibc_malloc
+from gsclip_mm.utils import atomic_write, tune_glibc_malloc
 
 SYNTHETIC_CFG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'configs', 'gsclip',
                              'pointnet2_gaf_synthetic.py')
@@ -152,15 +152,6 @@ def bench_device(args, device: str) -> Dict[str, object]:
     return res
 
 
-def write_json(path: str, obj) -> None:
-    """Write atomically: a temporary file in the same folder, then os.replace."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    with tempfile.NamedTemporaryFile('w', dir=folder, suffix='.tmp', delete=False) as f:
-        json.dump(obj, f, indent=2)
-    os.replace(f.name, path)
-
-
 def main():
     args = parse_args()
     tuned = tune_glibc_malloc() if args.malloc_tuning else False
@@ -178,7 +169,7 @@ def main():
         results.append(res)
         print(json.dumps(res, indent=2))
     if args.out:
-        write_json(args.out, dict(header, results=results))
+        atomic_write(args.out, json.dumps(dict(header, results=results), indent=2).encode())
 
 
 if __name__ == '__main__':

@@ -35,9 +35,8 @@ from tqdm import tqdm  # noqa: E402
 
 import gsclip_mm  # noqa: F401  (fills the registries)
 from gsclip_mm.gaussians import fit_batch, prepare_fit_input
-from gsclip_mm.gaussians.cache import atomic_write
 from gsclip_mm.registry import DATASETS, TRANSFORMS
-from gsclip_mm.utils import init_gloo_from_torchrun, tune_glibc_malloc
+from gsclip_mm.utils import atomic_write, init_gloo_from_torchrun, tune_glibc_malloc
 
 SPLITS = dict(train='train_dataloader', val='val_dataloader', test='test_dataloader')
 

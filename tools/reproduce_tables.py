@@ -11,17 +11,16 @@ skipped on a second run, so an interrupted run continues where it stopped.
         configs/gsclip/pointnet2_clip2_sunrgbd.py --out docs/results_sunrgbd.md
 """
 import argparse
-import os
 import os.path as osp
 import pickle
 import subprocess
 import sys
-import tempfile
 
 from mmengine.config import Config
 
 import gsclip_mm  # noqa: F401  (allow-lists checkpoint types)
 from gsclip_mm.evaluation import ZeroShotAccuracy
+from gsclip_mm.utils import atomic_write
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SYNTHETIC = [
@@ -95,10 +94,7 @@ def main():
         rows.append((cfg.test_evaluator.get('method_name', name), cfg_path, metrics))
     table = markdown(rows, classes)
     print(table)
-    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-    with tempfile.NamedTemporaryFile('w', dir=osp.dirname(osp.abspath(args.out)), delete=False) as f:
-        f.write(table)
-    os.replace(f.name, args.out)
+    atomic_write(args.out, table.encode())
     print(f'table written to {args.out}')
 
 

@@ -9,14 +9,13 @@ that does not parse, is reported and treated as missing (then refitted).
 """
 import hashlib
 import json
-import os
 import os.path as osp
-import tempfile
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
 from mmengine.logging import print_log
 
+from gsclip_mm.utils import atomic_write
 from .ply import PLYError, gaussians_to_ply, parse_ply, ply_to_gaussians
 
 CACHE_VERSION = 1  # bump when the fitting code changes what it produces
@@ -39,23 +38,6 @@ def cache_key(points: np.ndarray, img: np.ndarray, depth2img: np.ndarray, bbox: 
         h.update(str(img.shape).encode() + region.tobytes())
     h.update(json.dumps(settings, sort_keys=True, default=str).encode())
     return h.hexdigest()
-
-
-def atomic_write(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + osp.basename(path) + '.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 class GaussianCache:

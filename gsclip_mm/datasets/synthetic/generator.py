@@ -9,14 +9,14 @@ Writes exactly the layout of ``tools/create_data.py sunrgbd``::
 Every scene depends only on (seed, scene index), so the output does not
 depend on the number of worker processes.
 """
-import os
 import os.path as osp
 import pickle
-import tempfile
 from typing import Dict, List, Sequence, Tuple
 
 import cv2
 import numpy as np
+
+from gsclip_mm.utils import atomic_write
 
 from .objects import CLASSES
 from .scene import box3d, capture, compose, make_camera, points_in_box
@@ -93,21 +93,6 @@ def generate_scene(idx: int, seed: int, primary: str, height: int = 240,
                       inst_ids=np.array(inst_ids, np.int64))
 
 
-def atomic_write_bytes(path: str, data: bytes) -> None:
-    """Write to a temp file in the same folder, then os.replace."""
-    d = osp.dirname(path) or '.'
-    fd, tmp = tempfile.mkstemp(dir=d, prefix='.tmp_', suffix=osp.basename(path))
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes it 0600; data files are shared
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def write_scene(out_dir: str, info: Dict, data: Dict,
                 jpeg_quality: int = 92) -> None:
     """Write the scene's points .bin and .jpg (atomically)."""
@@ -116,10 +101,10 @@ def write_scene(out_dir: str, info: Dict, data: Dict,
                            [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
     if not ok:
         raise RuntimeError(f'JPEG encoding failed for {info["images"]}')
-    atomic_write_bytes(osp.join(out_dir, IMAGE_DIR,
+    atomic_write(osp.join(out_dir, IMAGE_DIR,
                                 info['images']['CAM0']['img_path']),
                        jpg.tobytes())
-    atomic_write_bytes(osp.join(out_dir, POINTS_DIR,
+    atomic_write(osp.join(out_dir, POINTS_DIR,
                                 info['lidar_points']['lidar_path']),
                        np.ascontiguousarray(data['points'],
                                             np.float32).tobytes())
@@ -137,7 +122,7 @@ def make_scene(args: Tuple) -> Dict:
 def write_infos(path: str, data_list: Sequence[Dict]) -> None:
     """mmengine-style infos pickle, as in the real sample (atomic)."""
     payload = dict(metainfo=dict(DATASET='SUNRGBD'), data_list=list(data_list))
-    atomic_write_bytes(path, pickle.dumps(payload, protocol=4))
+    atomic_write(path, pickle.dumps(payload, protocol=4))
 
 
 def split_scenes(num_scenes: int, val_ratio: float, seed: int

@@ -10,12 +10,13 @@ from typing import Callable, Dict, List
 
 import numpy as np
 
+from ..sunrgbd_object import SUNRGBD_CLASSES
 from .meshes import (CERAMICS, FABRICS, METALS, PAINTS, TEX_FABRIC,
                      TEX_PLAIN, TEX_STRIPES, Material, Part, box, cylinder,
                      ellipsoid, fabric, jitter, pick, rotated, wood)
 
-CLASSES = ('bed', 'table', 'sofa', 'chair', 'toilet', 'desk', 'dresser',
-           'night_stand', 'bookshelf', 'bathtub')
+# Labels are written as indices into the dataset's class list: one list for both.
+CLASSES = SUNRGBD_CLASSES
 
 
 def _legs(rng, dx, dy, h, t, mat, inset=0.0, round_=False) -> List[Part]:

@@ -7,7 +7,9 @@ from typing import List
 import cv2
 import numpy as np
 
-from .generator import IMAGE_DIR, atomic_write_bytes
+from gsclip_mm.utils import atomic_write
+
+from .generator import IMAGE_DIR
 from .objects import CLASSES
 
 
@@ -68,5 +70,5 @@ def make_grid(data_root: str, infos: str, out_path: str, num_scenes: int = 6,
         rows.append(np.concatenate([strip, pad], 1))
     grid = np.concatenate(rows, 0)
     ok, png = cv2.imencode('.png', grid)
-    atomic_write_bytes(out_path, png.tobytes())
+    atomic_write(out_path, png.tobytes())
     return grid

@@ -7,15 +7,11 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
 from gsclip_mm.registry import METRICS
-
-
-def _norm_name(name: str) -> str:
-    """Class names match across spellings: 'night_stand' == 'Night Stand'."""
-    return ' '.join(str(name).replace('_', ' ').replace('-', ' ').split()).lower()
+from gsclip_mm.utils import readable_class_name
 
 
 def _title(name: str) -> str:
-    return ' '.join(w.capitalize() for w in _norm_name(name).split())
+    return ' '.join(w.capitalize() for w in readable_class_name(name).split())
 
 
 @METRICS.register_module()
@@ -135,19 +131,19 @@ class ZeroShotAccuracy(BaseMetric):
         vocab = results[0]['score_classes']
         if any(r['score_classes'] != vocab for r in results):
             raise ValueError('predictions were scored over different vocabularies')
-        vocab_norm = [_norm_name(c) for c in vocab]
+        vocab_norm = [readable_class_name(c) for c in vocab]
         subset = list(self.classes) if self.classes is not None else list(vocab)
-        missing = [c for c in subset if _norm_name(c) not in vocab_norm]
+        missing = [c for c in subset if readable_class_name(c) not in vocab_norm]
         if missing:
             raise ValueError(f'classes {missing} are not in the evaluation vocabulary {list(vocab)}')
-        cols = [vocab_norm.index(_norm_name(c)) for c in subset]  # subset -> score columns
-        subset_norm = [_norm_name(c) for c in subset]
-        keep = [r for r in results if _norm_name(r['class_name']) in subset_norm]
+        cols = [vocab_norm.index(readable_class_name(c)) for c in subset]  # subset -> score columns
+        subset_norm = [readable_class_name(c) for c in subset]
+        keep = [r for r in results if readable_class_name(r['class_name']) in subset_norm]
         skipped = len(results) - len(keep)
         if not keep:
             raise ValueError(f'no prediction has a ground-truth class in {subset}')
         scores = torch.stack([r['pred_score'] for r in keep])[:, cols]  # [N, C_subset]
-        gt = torch.tensor([subset_norm.index(_norm_name(r['class_name'])) for r in keep])
+        gt = torch.tensor([subset_norm.index(readable_class_name(r['class_name'])) for r in keep])
         acc = self.calculate(scores, gt, topk=self.topk)
 
         metrics = dict(mean_acc=100 * acc['mean'], overall_acc=100 * acc['overall'])
@@ -156,7 +152,7 @@ class ZeroShotAccuracy(BaseMetric):
                 metrics[f'top{k}_acc'] = 100 * acc[f'top{k}']
         for name, value in zip(subset, acc['per_class']):
             if not np.isnan(value):
-                metrics[f'acc_{_norm_name(name).replace(" ", "_")}'] = 100 * float(value)
+                metrics[f'acc_{readable_class_name(name).replace(" ", "_")}'] = 100 * float(value)
         print_log(self._report(subset, acc, keep, skipped, len(vocab)), logger='current')
         return metrics
 

@@ -15,10 +15,10 @@ The open_clip model is held *outside* the module tree (a plain attribute), so
 and DDP never see it. It is moved lazily to the device of the embeddings.
 """
 import hashlib
+import io
 import json
 import os
 import os.path as osp
-import tempfile
 from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
@@ -29,6 +29,7 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModule
 
 from gsclip_mm.registry import MODELS
+from gsclip_mm.utils import atomic_write, readable_class_name
 
 # The paper's zero-shot vocabulary: SUN RGB-D's 10 classes (raw dataset names).
 SUNRGBD_10_CLASSES = ('bed', 'bookshelf', 'chair', 'desk', 'sofa', 'table', 'toilet', 'bathtub', 'dresser',
@@ -41,11 +42,6 @@ TINY_CLIP_NAME = 'GSCLIP-Tiny-64'
 _CLIP_CONFIG_DIR = osp.join(osp.dirname(osp.abspath(__file__)), 'clip_configs')
 # open_clip's default Hugging Face file names (open_clip.constants).
 _HF_WEIGHT_FILES = ('open_clip_model.safetensors', 'open_clip_pytorch_model.bin')
-
-
-def readable_class_name(name: str) -> str:
-    """``'night_stand'`` -> ``'night stand'`` (what goes into the prompts)."""
-    return ' '.join(name.replace('_', ' ').replace('-', ' ').split()).lower()
 
 
 def _register_embedded_configs() -> None:
@@ -215,18 +211,11 @@ def retrieval_ranks(query: torch.Tensor, gallery: torch.Tensor,
     return beaten.sum(dim=1)
 
 
-def _atomic_save_npy(path: str, array: np.ndarray) -> None:
-    """Write ``array`` to ``path`` via a temp file and ``os.replace``."""
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=osp.dirname(path), suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            np.save(f, array)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+def _npy_bytes(array: np.ndarray) -> bytes:
+    """``array`` in ``.npy`` format (serialised before any file is opened)."""
+    buf = io.BytesIO()
+    np.save(buf, array)
+    return buf.getvalue()
 
 
 @MODELS.register_module()
@@ -407,12 +396,8 @@ class FrozenCLIPHead(BaseModule):
         path = None if root is None else osp.join(root, 'model.json')
         if path is None or osp.isfile(path):
             return
-        os.makedirs(root, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=root, suffix='.tmp')
-        with os.fdopen(fd, 'w') as f:
-            json.dump(dict(clip=self.clip_identity, preprocess=self.img_preprocess_id,
-                           untrained=self.clip_untrained), f, indent=1)
-        os.replace(tmp, path)
+        atomic_write(path, json.dumps(dict(clip=self.clip_identity, preprocess=self.img_preprocess_id,
+                                           untrained=self.clip_untrained), indent=1).encode())
 
     @torch.no_grad()
     def encode_images(self, imgs: torch.Tensor) -> torch.Tensor:
@@ -451,7 +436,7 @@ class FrozenCLIPHead(BaseModule):
                 found[i] = e
                 path = self._cache_path(stems[i])
                 if path is not None:
-                    _atomic_save_npy(path, e.numpy())
+                    atomic_write(path, _npy_bytes(e.numpy()))
         return torch.stack(found)
 
     # ------------------------------------------------------------------ loss
