@@ -1,6 +1,4 @@
 """Image quality of a render against its target: PSNR and SSIM (images [B, H, W, 3] in [0, 1])."""
-from typing import Optional
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor

@@ -5,7 +5,6 @@ import pickle
 import mmcv
 import numpy as np
 import pytest
-import torch
 
 import gsclip_mm  # noqa: F401
 from gsclip_mm.gaussians import FitInputError

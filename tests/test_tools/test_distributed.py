@@ -1,7 +1,6 @@
 """Two-process training with torchrun and MMEngine's launcher (gloo on CPU)."""
 import os.path as osp
 import socket
-import sys
 
 import torch
 
