@@ -94,7 +94,7 @@ def rasterize_dense(means2d: Tensor, conics: Tensor, colors: Tensor, opacities: 
         image [B, H, W, D], accumulated alpha [B, H, W, 1].
     """
     B, N, D = _check_2d(means2d, conics, colors, opacities, depths, radii)
-    order = torch.argsort(depths, dim=1)  # front to back
+    order = torch.argsort(depths, dim=1, stable=True)  # front to back
     take = lambda x: torch.gather(x, 1, order.view(B, N, *[1] * (x.dim() - 2)).expand_as(x))  # noqa: E731
     means2d, conics, colors, opacities, valid = map(take, (means2d, conics, colors, opacities,
                                                            (radii > 0).all(-1)))
@@ -142,7 +142,7 @@ def _tile_pairs(means2d: Tensor, depths: Tensor, radii: Tensor, width: int, heig
     tx = lo[gauss, 0] + local % span[gauss, 0]
     ty = lo[gauss, 1] + local // span[gauss, 0]
     tile = (gauss // N) * (tiles_x * tiles_y) + ty * tiles_x + tx
-    rank = torch.argsort(torch.argsort(depths, dim=1), dim=1).reshape(-1)  # depth rank within its image
+    rank = torch.argsort(torch.argsort(depths, dim=1, stable=True), dim=1).reshape(-1)  # depth rank within its image
     order = torch.argsort(tile * N + rank[gauss])
     gauss, tile = gauss[order], tile[order]
     tile_counts = torch.bincount(tile, minlength=B * tiles_x * tiles_y)
