@@ -82,7 +82,7 @@ class GaussianCache:
             gaussians, meta = ply_to_gaussians(data, path)
             if not np.isfinite(gaussians).all():
                 raise PLYError(f'{path}: non-finite values')
-        except (PLYError, OSError, ValueError) as e:
+        except Exception as e:  # noqa: BLE001  whatever is wrong with a cache file, the cure is a refit
             self.corrupt += 1
             print_log(f'corrupt Gaussian cache file, will refit: {e}', logger='current', level=30)
             return None

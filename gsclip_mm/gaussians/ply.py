@@ -42,30 +42,46 @@ def gaussians_to_ply(gaussians: np.ndarray, meta: Optional[dict] = None) -> byte
 
 
 def parse_ply(data: bytes, name: str = '<bytes>') -> Tuple[np.ndarray, dict, bytes]:
-    """PLY bytes -> (vertex table [N, P] float32 in file order, meta dict, body bytes)."""
+    """PLY bytes -> (vertex table [N, P] float32 in file order, meta dict, body bytes).
+
+    Any malformed header (a short line, a bad count, metadata that is not a
+    JSON object, a second element, ...) raises :class:`PLYError` naming ``name``.
+    """
     end = data.find(b'end_header\n')
     if not data.startswith(b'ply\n') or end < 0:
         raise PLYError(f'{name}: not a PLY file (no ply/end_header)')
     header = data[:end].decode('ascii', errors='replace').splitlines()
     body = data[end + len(b'end_header\n'):]
     meta, props, count = {}, [], None
-    for line in header:
+    for i, line in enumerate(header[1:], start=2):
         words = line.split()
+        bad = lambda why: PLYError(f'{name}: header line {i} {line!r}: {why}')  # noqa: E731
         if line.startswith(META_PREFIX.decode()):
             try:
                 meta = json.loads(line[len(META_PREFIX):])
             except json.JSONDecodeError as e:
-                raise PLYError(f'{name}: unreadable metadata comment: {e}') from e
-        elif words[:1] == ['format'] and words[1:2] != ['binary_little_endian']:
-            raise PLYError(f'{name}: only binary_little_endian PLY is supported, got {line!r}')
-        elif words[:2] == ['element', 'vertex']:
+                raise bad(f'unreadable metadata: {e}') from e
+            if not isinstance(meta, dict):
+                raise bad('metadata is not a JSON object')
+        elif not words or words[0] in ('comment', 'obj_info'):
+            continue
+        elif words[0] == 'format':
+            if words[1:] != ['binary_little_endian', '1.0']:
+                raise bad('only binary_little_endian 1.0 PLY is supported')
+        elif words[0] == 'element':
+            if count is not None or len(words) != 3 or words[1] != 'vertex' or not words[2].isdigit():
+                raise bad('expected one "element vertex <count>"')
             count = int(words[2])
-        elif words[:1] == ['property']:
-            if words[1] != 'float':
-                raise PLYError(f'{name}: property {words[-1]} is {words[1]}, expected float')
+        elif words[0] == 'property':
+            if count is None or len(words) != 3:
+                raise bad('expected "property float <name>" after the vertex element')
+            if words[1] not in ('float', 'float32'):
+                raise bad(f'property {words[2]} is {words[1]}, expected float')
             props.append(words[2])
-    if count is None:
-        raise PLYError(f'{name}: no vertex element')
+        else:
+            raise bad('unknown header keyword')
+    if count is None or not props:
+        raise PLYError(f'{name}: no vertex element with properties')
     if len(body) != count * len(props) * 4:
         raise PLYError(f'{name}: truncated or oversized body: {len(body)} bytes for {count} vertices x '
                        f'{len(props)} floats')

@@ -69,6 +69,49 @@ def test_corrupt_file_is_detected(tmp_path, damage):
     assert cache.corrupt == 1
 
 
+HEADER_DAMAGE = {
+    'vertex_without_count': (b'element vertex 20\n', b'element vertex\n'),  # was IndexError
+    'property_without_name': (b'property float x\n', b'property float\n'),  # was IndexError
+    'bare_property': (b'property float y\n', b'property\n'),
+    'count_not_a_number': (b'element vertex 20\n', b'element vertex twenty\n'),
+    'negative_count': (b'element vertex 20\n', b'element vertex -20\n'),
+    'metadata_list': (b'comment gsclip_mm {', b'comment gsclip_mm [1]\ncomment x {'),  # was TypeError
+    'metadata_string': (b'comment gsclip_mm {', b'comment gsclip_mm "x"\ncomment x {'),
+    'non_ascii': (b'property float z\n', b'property float \xff\xfe\n'),
+    'unknown_keyword': (b'element vertex 20\n', b'element vertex 20\nbogus\n'),
+    'second_element': (b'end_header\n', b'element face 0\nend_header\n'),
+}
+
+
+@pytest.mark.parametrize('damage', sorted(HEADER_DAMAGE))
+def test_malformed_header_is_corrupt_not_a_crash(tmp_path, damage):
+    """Whatever the header's fault, load reports the file corrupt (so it is refitted) instead of raising."""
+    cache = GaussianCache(str(tmp_path))
+    key = 'ab' + '3' * 62
+    path = cache.save(key, gaussians())
+    old, new = HEADER_DAMAGE[damage]
+    data = open(path, 'rb').read()
+    assert old in data
+    open(path, 'wb').write(data.replace(old, new, 1))
+    assert cache.load(key) is None
+    assert cache.corrupt == 1
+    cache.save(key, gaussians())  # the refit's write repairs it
+    assert cache.load(key) is not None and cache.corrupt == 1
+
+
+def test_every_header_byte_damaged_is_caught(tmp_path):
+    """Each byte of the header flipped in turn: load never raises, and never returns other Gaussians."""
+    cache = GaussianCache(str(tmp_path))
+    key = 'cd' + '4' * 62
+    path = cache.save(key, gaussians())
+    good = open(path, 'rb').read()
+    end = good.index(b'end_header')
+    for i in range(0, end, 3):
+        open(path, 'wb').write(good[:i] + bytes([good[i] ^ 0x20]) + good[i + 1:])
+        hit = cache.load(key)
+        assert hit is None or np.allclose(hit[0], gaussians(), rtol=1e-5, atol=1e-6), i
+
+
 def test_atomic_write_leaves_nothing_on_failure(tmp_path, monkeypatch):
     target = tmp_path / 'sub' / 'x.ply'
     atomic_write(str(target), b'old')
