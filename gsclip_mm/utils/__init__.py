@@ -2,10 +2,11 @@ from .class_names import readable_class_name
 from .checkpoint import CHECKPOINT_SAFE_GLOBALS, register_checkpoint_safe_globals
 from .cpu_tuning import tune_glibc_malloc
 from .io import atomic_write
+from .safe_pickle import ForbiddenGlobalError, restricted_loads
 from .dist import init_gloo_from_torchrun, setup_cpu_distributed, teardown_distributed
 
 __all__ = [
     'CHECKPOINT_SAFE_GLOBALS', 'register_checkpoint_safe_globals', 'tune_glibc_malloc', 'init_gloo_from_torchrun',
     'setup_cpu_distributed', 'teardown_distributed', 'readable_class_name',
-    'atomic_write'
+    'atomic_write', 'ForbiddenGlobalError', 'restricted_loads'
 ]
