@@ -7,16 +7,27 @@ Each dataset (train/val/test dataloader of CONFIG) is built from MMEngine's
 DATASETS registry; each object runs the pipeline transforms *before*
 ``FitGaussians``, then objects are fitted in batches with the settings of that
 ``FitGaussians`` (so the training pipeline finds them in its ``cache_dir``).
-Resumable: objects already in the cache (and not corrupt) are skipped. With
-``--launcher pytorch`` objects are sharded over ranks. A summary (objects,
-failures with reasons, PSNR mean / min, time) is printed and written to
-``<cache_dir>/fit_summary.json``.
+Objects are fitted in fixed chunks of ``--batch-size`` consecutive objects
+(chunks are sharded over ranks with ``--launcher pytorch``). Resumable: a
+chunk whose objects are all in the cache (and not corrupt) is skipped; one
+with missing objects is fitted whole and only the missing ones are written,
+so a resumed run writes exactly what an uninterrupted one would.
+
+Objects that cannot be fitted are counted with their reasons and recorded in
+``<cache_dir>/fit_failures.json``; datasets with that cache skip them. A
+summary (objects, failures with reasons, PSNR mean / min, time) is printed
+and written to ``<cache_dir>/fit_summary.json``. Exit status: 1 when any
+object failed (``--allow-failures FRACTION`` accepts up to that share), 0
+otherwise, also when the summary cannot be written (a read-only cache: a
+warning says so).
 """
 import argparse
 import copy
 import json
+import logging
 import math
 import os
+import sys
 import time
 from collections import Counter
 
@@ -53,6 +64,9 @@ def parse_args(argv=None):
     parser.add_argument('--fit-options', nargs='+', action=DictAction, default={},
                         help='override fitting settings, e.g. num_steps=100 resolution=32')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings')
+    parser.add_argument('--allow-failures', type=float, default=0.0, metavar='FRACTION',
+                        help='exit 0 when at most this fraction of the objects failed (default 0: any failure '
+                        'exits 1; failed objects are recorded and skipped by the datasets either way)')
     parser.add_argument('--launcher', choices=['none', 'pytorch'], default='none', help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     return parser.parse_args(argv)
@@ -100,85 +114,116 @@ class Stats:
 
     def __init__(self):
         self.total = self.fitted = self.cached = 0
-        self.failures = []  # (object, reason)
+        self.failures = []  # (object, reason, key or None)
         self.psnr = []  # (object, psnr) of objects fitted now or found in the cache
+        self.fitted_keys = []  # keys fitted now (they leave the failure record)
         self.fit_seconds = 0.0
 
     def to_dict(self):
         return dict(total=self.total, fitted=self.fitted, cached=self.cached, failures=self.failures,
-                    psnr=self.psnr, fit_seconds=self.fit_seconds)
+                    psnr=self.psnr, fitted_keys=self.fitted_keys, fit_seconds=self.fit_seconds)
 
 
-def flush(pending, fitter, device, stats, bar):
-    """Fit the pending objects in one batch and write them to the cache."""
-    if not pending:
+def fit_and_save(todo, fitter, device, stats):
+    """Fit ``todo`` = [(name, key, FitInput, save)] in one batch; save those marked (the others ride along).
+
+    A batch that fails (one object's fit diverged) is refitted one object at a time, so only that object
+    is lost.
+    """
+    if not todo:
         return
     t0 = time.perf_counter()
     try:
-        results = fit_batch([p[2] for p in pending], fitter.settings, device, fitter.backend, return_images=False)
-    except Exception as e:  # one bad object must not lose the batch: fall back to one by one
-        if len(pending) == 1:
-            stats.failures.append((pending[0][0], f'{type(e).__name__}: {e}'))
-            pending.clear()
-            bar.update(1)
+        results = fit_batch([t[2] for t in todo], fitter.settings, device, fitter.backend, return_images=False)
+    except Exception as e:  # noqa: BLE001  counted, reported failure of this object
+        if len(todo) == 1:
+            name, key, _, save = todo[0]
+            if save:
+                stats.failures.append((name, f'{type(e).__name__}: {e}', key))
             return
-        for p in list(pending):
-            flush([p], fitter, device, stats, bar)
-        pending.clear()
+        for t in todo:
+            fit_and_save([t], fitter, device, stats)
         return
     stats.fit_seconds += time.perf_counter() - t0
-    for (name, key, _), res in zip(pending, results):
-        fitter.cache.save(key, res.gaussians, dict(psnr=res.psnr, ssim=res.ssim, name=name))
-        stats.fitted += 1
-        stats.psnr.append((name, res.psnr))
-    bar.update(len(pending))
-    if stats.psnr:
-        bar.set_postfix(psnr=f'{sum(p for _, p in stats.psnr) / len(stats.psnr):.2f}dB')
-    pending.clear()
+    for (name, key, _, save), res in zip(todo, results):
+        if save:
+            fitter.cache.save(key, res.gaussians, dict(psnr=res.psnr, ssim=res.ssim, name=name))
+            stats.fitted += 1
+            stats.fitted_keys.append(key)
+            stats.psnr.append((name, res.psnr))
 
 
-def run_job(split, ds_cfg, pre_cfg, fit_cfg, args, device, rank, world, stats):
-    dataset = DATASETS.build(dict(ds_cfg, pipeline=[]))
-    pre = Compose([TRANSFORMS.build(t) for t in pre_cfg])
-    fitter = TRANSFORMS.build(fit_cfg)
-    indices = list(range(len(dataset)))[:args.limit][rank::world]
-    print_log(f'[{split}] {len(dataset)} objects, rank {rank}/{world} fits {len(indices)}; '
-              f'cache {fitter.cache.root}; settings {fitter.settings}', logger='current')
-    pending, keys = [], set()
-    bar = tqdm(total=len(indices), unit='obj', desc=f'fit {split}', disable=rank != 0, dynamic_ncols=True)
-    for idx in indices:
-        stats.total += 1
+def run_chunk(chunk, dataset, pre, fitter, device, stats, done_keys):
+    """Fit one fixed chunk of dataset indices.
+
+    The batch is every fittable object of the chunk, whatever the cache holds, and only the missing ones
+    are written: a fit depends (at round-off level, see gsclip_mm/gaussians/fitting.py) on its batch, so
+    fixed chunks make a resumed or resharded run write exactly what an uninterrupted one would.
+    """
+    members = []  # (name, key, info)
+    for idx in chunk:
         info = dataset.get_data_info(idx)
-        name = fitter.object_name(info)
+        members.append((fitter.object_name(info), fitter.key(info), info))
+    missing = {key for _, key, _ in members if key not in done_keys and not fitter.cache.exists(key)}
+    todo = []
+    for name, key, info in members:
+        stats.total += 1
+        save = key in missing
+        if not save:
+            hit = fitter.cache.load(key) if key not in done_keys else None
+            if hit is not None or key in done_keys:
+                stats.cached += 1
+                if hit is not None:
+                    stats.psnr.append((name, float(hit[1].get('psnr', math.nan))))
+            else:  # a corrupt file (reported by load): refit it
+                save = True
         try:
             results = pre(copy.deepcopy(info))
             if results is None:
                 raise ValueError('a pipeline step dropped the object')
-            key = fitter.key(results)
-            hit = fitter.cache.load(key) if key not in keys else None
-            if hit is not None or key in keys:
-                stats.cached += 1
-                if hit is not None:
-                    stats.psnr.append((name, float(hit[1].get('psnr', math.nan))))
-                bar.update(1)
-                continue
             inp = prepare_fit_input(results['points'], results['img'], results['depth2img'], results['bbox'],
                                     fitter.settings, name)
-        except Exception as e:  # counted, reported skip
-            stats.failures.append((name, f'{type(e).__name__}: {e}'))
-            bar.update(1)
+        except Exception as e:  # noqa: BLE001  counted, reported skip
+            if save:
+                stats.failures.append((name, f'{type(e).__name__}: {e}', key))
             continue
-        keys.add(key)
-        pending.append((name, key, inp))
-        if len(pending) >= args.batch_size:
-            flush(pending, fitter, device, stats, bar)
-    flush(pending, fitter, device, stats, bar)
-    bar.close()
-    return fitter.cache.root
+        todo.append((name, key, inp, save))
+    if any(t[3] for t in todo):
+        fit_and_save(todo, fitter, device, stats)
+    done_keys.update(key for _, key, _ in members)
 
 
-def summarise(all_stats, seconds, cache_root):
-    """Merge the ranks' stats, print the summary, write it to <cache_root>/fit_summary.json."""
+def run_job(split, ds_cfg, pre_cfg, fit_cfg, args, device, rank, world, stats, done_keys):
+    dataset = DATASETS.build(dict(ds_cfg, pipeline=[]))
+    pre = Compose([TRANSFORMS.build(t) for t in pre_cfg])
+    fitter = TRANSFORMS.build(fit_cfg)
+    indices = list(range(len(dataset)))[:args.limit]
+    chunks = [indices[i:i + args.batch_size] for i in range(0, len(indices), args.batch_size)][rank::world]
+    mine = sum(len(c) for c in chunks)
+    print_log(f'[{split}] {len(dataset)} objects, rank {rank}/{world} fits {mine} in chunks of {args.batch_size}; '
+              f'cache {fitter.cache.root}; settings {fitter.settings}', logger='current')
+    with tqdm(total=mine, unit='obj', desc=f'fit {split}', disable=rank != 0, dynamic_ncols=True) as bar:
+        for chunk in chunks:
+            run_chunk(chunk, dataset, pre, fitter, device, stats, done_keys)
+            bar.update(len(chunk))
+            if stats.psnr:
+                bar.set_postfix(psnr=f'{sum(p for _, p in stats.psnr) / len(stats.psnr):.2f}dB',
+                                failed=len(stats.failures))
+    return fitter.cache
+
+
+def try_write(what, write):
+    """Run ``write()``; on OSError (a read-only cache, a full disk) warn instead: the fits are done."""
+    try:
+        write()
+        return True
+    except OSError as e:
+        print_log(f'could not write the {what}: {e}', logger='current', level=logging.WARNING)
+        return False
+
+
+def summarise(all_stats, seconds, caches):
+    """Merge the ranks' stats, print the summary, record failures and write <cache>/fit_summary.json."""
     merged = Stats()
     for s in all_stats:
         merged.total += s['total']
@@ -186,11 +231,12 @@ def summarise(all_stats, seconds, cache_root):
         merged.cached += s['cached']
         merged.failures += [tuple(f) for f in s['failures']]
         merged.psnr += [tuple(p) for p in s['psnr']]
+        merged.fitted_keys += s['fitted_keys']
         merged.fit_seconds += s['fit_seconds']
     values = [p for _, p in merged.psnr if not math.isnan(p)]
     summary = dict(objects=merged.total, fitted=merged.fitted, cached_before=merged.cached,
-                   failed=len(merged.failures), failures=[dict(object=o, reason=r) for o, r in merged.failures],
-                   failure_reasons=dict(Counter(r.split(':')[0] for _, r in merged.failures)),
+                   failed=len(merged.failures), failures=[dict(object=o, reason=r) for o, r, _ in merged.failures],
+                   failure_reasons=dict(Counter(r.split(':')[0] for _, r, _ in merged.failures)),
                    psnr_mean=sum(values) / len(values) if values else None, psnr_min=min(values) if values else None,
                    seconds=seconds, objects_per_second=merged.fitted / seconds if seconds > 0 else None,
                    per_object_psnr={o: p for o, p in merged.psnr})
@@ -201,11 +247,33 @@ def summarise(all_stats, seconds, cache_root):
                      f'dB over {len(values)} objects')
     if len(merged.psnr) <= 50:
         lines += [f'  {o}: PSNR {p:.2f} dB' for o, p in merged.psnr]
-    for o, r in merged.failures:
+    for o, r, _ in merged.failures:
         lines.append(f'  FAILED {o}: {r}')
     print_log('\n'.join(lines), logger='current')
-    atomic_write(os.path.join(cache_root, 'fit_summary.json'), json.dumps(summary, indent=1).encode())
+    # The failure record lets datasets skip these objects (dropped in training, misses in testing).
+    failed = {k: dict(object=o, reason=r) for o, r, k in merged.failures if k is not None}
+    for cache in caches:
+        try_write(f'failure record {cache.failures_path}', lambda c=cache: c.update_failures(
+            {k: v for k, v in failed.items()}, merged.fitted_keys))
+    root = caches[-1].root
+    try_write('summary', lambda: atomic_write(os.path.join(root, 'fit_summary.json'),
+                                              json.dumps(summary, indent=1).encode()))
     return summary
+
+
+def exit_code(summary, allow_failures: float) -> int:
+    """0 when at most ``allow_failures`` (a fraction) of the objects failed, else 1."""
+    if summary is None or summary['failed'] == 0:
+        return 0
+    share = summary['failed'] / max(summary['objects'], 1)
+    if share <= allow_failures:
+        print_log(f'{summary["failed"]} of {summary["objects"]} objects failed ({100 * share:.1f}%), within '
+                  f'--allow-failures {allow_failures}', logger='current', level=logging.WARNING)
+        return 0
+    print_log(f'{summary["failed"]} of {summary["objects"]} objects failed ({100 * share:.1f}%); datasets will '
+              f'skip them (recorded in fit_failures.json). Pass --allow-failures FRACTION to accept this.',
+              logger='current', level=logging.ERROR)
+    return 1
 
 
 def main(argv=None):
@@ -228,18 +296,24 @@ def main(argv=None):
     jobs = collect_jobs(cfg, args.splits, args)
     if not jobs:
         raise ValueError(f'{args.config}: no dataloader among {args.splits} has a dataset')
-    stats, start, cache_root = Stats(), time.perf_counter(), None
+    stats, start, caches, done_keys = Stats(), time.perf_counter(), {}, set()
     for split, ds_cfg, pre_cfg, fit_cfg in jobs:
-        cache_root = run_job(split, ds_cfg, pre_cfg, fit_cfg, args, device, rank, world, stats)
+        cache = run_job(split, ds_cfg, pre_cfg, fit_cfg, args, device, rank, world, stats, done_keys)
+        caches[cache.root] = cache
     all_stats = dist.all_gather_object(stats.to_dict()) if world > 1 else [stats.to_dict()]
     summary = None
     if rank == 0:
-        summary = summarise(all_stats, time.perf_counter() - start, cache_root)
+        summary = summarise(all_stats, time.perf_counter() - start, list(caches.values()))
     if world > 1:
         dist.barrier()
         torch.distributed.destroy_process_group()
     return summary
 
 
+def cli(argv=None) -> int:
+    """The command line: fit, then the exit status (see the module docstring)."""
+    return exit_code(main(argv), parse_args(argv).allow_failures)
+
+
 if __name__ == '__main__':
-    main()
+    sys.exit(cli())

@@ -19,11 +19,14 @@ from typing import List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from mmengine.dataset import BaseDataset, force_full_init
-from mmengine.fileio import exists, join_path, load
+from mmengine.fileio import exists, join_path
 from mmengine.logging import print_log
 
+from gsclip_mm.gaussians.cache import file_sha256, points_sha256
 from gsclip_mm.registry import DATASETS, TRANSFORMS
-from .utils import load_points, points_in_rboxes
+from gsclip_mm.structures import GSCLIPDataSample
+from gsclip_mm.utils.errors import ObjectError
+from .utils import load_infos, load_points, points_in_rboxes
 
 # mmdetection3d's 10 SUN RGB-D classes, in the order of its ``bbox_label_3d``.
 SUNRGBD_CLASSES = ('bed', 'table', 'sofa', 'chair', 'toilet', 'desk', 'dresser', 'night_stand', 'bookshelf',
@@ -48,7 +51,10 @@ class SUNRGBDObjectDataset(BaseDataset):
     ``instance_idx``, ``lidar_path``, ``num_pts_feats``, ``img_path``,
     ``depth2img`` ([3, 3] float64), ``img_shape`` ((h, w)), ``bbox`` ([4]
     float32, x1 y1 x2 y2), ``bbox_3d`` ([7] float32, centre, sizes, yaw),
-    ``gt_label`` and ``class_name``.
+    ``gt_label``, ``class_name``, ``img_sha256`` (of the image file's bytes)
+    and ``points_sha256`` (of the object's points, as ``LoadObjectPoints``
+    gives them): the content hashes that key the Gaussian and CLIP caches,
+    computed once here.
 
     Classes. ``ann_classes`` is the label space of the infos'
     ``bbox_label_3d``: the argument if given, else the infos' own
@@ -69,6 +75,17 @@ class SUNRGBDObjectDataset(BaseDataset):
     boxes with no points, and boxes with fewer than ``min_points`` points
     (counted per scene, all boxes at once, with the same test as
     ``LoadObjectPoints``).
+
+    Unusable objects never stop a run. Objects that ``tools/fit_gaussians.py``
+    recorded as unfittable (``fit_failures.json`` in the cache of the
+    pipeline's ``FitGaussians``) are dropped from a training set and kept in a
+    test set as scored misses; both are counted and logged with their
+    reasons. An object whose pipeline raises :class:`ObjectError` (an
+    undecodable image, bad points or camera, a fit that cannot start) is
+    replaced by another one in training (MMEngine's refetch) and becomes a
+    miss in testing: the sample ``dict(inputs=None, data_samples=...)`` whose
+    metainfo has ``unfittable`` (the reason), which the model scores NaN and
+    the metric counts as wrong. The test set is never silently shrunk.
 
     Args:
         ann_file (str): infos pkl, relative to ``data_root`` unless absolute.
@@ -125,7 +142,7 @@ class SUNRGBDObjectDataset(BaseDataset):
     # ------------------------------------------------------------------ loading
     def load_data_list(self) -> List[dict]:
         """Read the infos, cut the split, count points per box; one dict per kept object."""
-        annotations = load(self.ann_file, backend_args=self.backend_args)
+        annotations = load_infos(self.ann_file, self.backend_args)
         if not isinstance(annotations, Mapping):
             raise TypeError(f'{self.ann_file}: expected a dict with data_list and metainfo, '
                             f'got {type(annotations).__name__}')
@@ -146,7 +163,7 @@ class SUNRGBDObjectDataset(BaseDataset):
 
         keep_split = self._split_mask(raw_list)
         counts = Counter({k: 0 for k in ('total', 'out_of_split', 'ignored_class', 'invalid_box', 'empty',
-                                         'too_few_points')})
+                                         'too_few_points', 'unfittable')})
         data_list, offset = [], 0
         for scene_idx, info in enumerate(raw_list):
             where = f'{self.ann_file}: data_list[{scene_idx}]'
@@ -155,6 +172,7 @@ class SUNRGBDObjectDataset(BaseDataset):
             offset += len(instances)
             data_list.extend(self._parse_scene(info, scene_idx, instances, in_split, label_map, classes, where,
                                                counts))
+        data_list = self._apply_fit_failures(data_list, counts)
         counts['kept'] = len(data_list)
         self.filter_counts = dict(counts)
         print_log(
@@ -162,7 +180,8 @@ class SUNRGBDObjectDataset(BaseDataset):
             f'{counts["total"]} objects; kept {counts["kept"]}; dropped {counts["out_of_split"]} outside the '
             f'split, {counts["ignored_class"]} of classes not kept, {counts["invalid_box"]} with degenerate '
             f'boxes, {counts["empty"]} with no points in the box, {counts["too_few_points"]} with fewer than '
-            f'{self.min_points} points. Classes ({len(classes)}): {list(classes)}',
+            f'{self.min_points} points, {counts["unfittable"] if not self.test_mode else 0} unfittable. '
+            f'Classes ({len(classes)}): {list(classes)}',
             logger='current', level=logging.INFO if data_list else logging.WARNING)
         return data_list
 
@@ -228,14 +247,16 @@ class SUNRGBDObjectDataset(BaseDataset):
             raise FileNotFoundError(f'image file not found: {cam["img_path"]} ({where})')
         points = load_points(lidar_path, num_feats, self.backend_args)  # [N, F]
         boxes = np.stack([c[3] for c in candidates])  # [B, 7]
-        num_in = points_in_rboxes(points, boxes).sum(1)  # [B]
+        inside = points_in_rboxes(points, boxes)  # [B, N]
+        num_in = inside.sum(1)  # [B]
+        img_sha256 = file_sha256(cam['img_path'], self.backend_args)
 
         sample_idx = info.get('sample_idx')
         if sample_idx is None:
             stem = osp.splitext(osp.basename(lidar_path))[0]
             sample_idx = int(stem) if stem.isdigit() else scene_idx
         kept = []
-        for (j, label, bbox, bbox_3d), n in zip(candidates, num_in):
+        for (j, label, bbox, bbox_3d), n, mask in zip(candidates, num_in, inside):
             if n == 0:
                 counts['empty'] += 1
             elif n < self.min_points:
@@ -247,8 +268,62 @@ class SUNRGBDObjectDataset(BaseDataset):
                     _scene_sample_idx=int(sample_idx),
                     instance_idx=j, lidar_path=lidar_path, num_pts_feats=num_feats,
                     img_path=cam['img_path'], depth2img=cam['depth2img'].copy(), img_shape=cam['img_shape'],
-                    bbox=bbox, bbox_3d=bbox_3d, gt_label=int(label), class_name=classes[label]))
+                    bbox=bbox, bbox_3d=bbox_3d, gt_label=int(label), class_name=classes[label],
+                    img_sha256=img_sha256, points_sha256=points_sha256(points[mask, :6])))
         return kept
+
+    def _fit_step(self):
+        """The pipeline's ``FitGaussians`` with a cache (whose failure record applies), or None."""
+        for t in getattr(self.pipeline, 'transforms', []):
+            if type(t).__name__ == 'FitGaussians' and getattr(t, 'cache', None) is not None:
+                return t
+        return None
+
+    def _apply_fit_failures(self, data_list: List[dict], counts: Counter) -> List[dict]:
+        """Drop (training) or mark as misses (testing) the objects recorded as unfittable; log the reasons."""
+        fit = self._fit_step()
+        record = fit.cache.failures() if fit is not None else {}
+        if not record:
+            return data_list
+        kept, reasons = [], Counter()
+        for info in data_list:
+            failure = record.get(fit.key(info))
+            if failure is None:
+                kept.append(info)
+                continue
+            reasons[failure['reason'].split(':')[0]] += 1
+            counts['unfittable'] += 1
+            if self.test_mode:
+                kept.append(dict(info, unfittable=failure['reason']))
+        if reasons:
+            print_log(f'{self.ann_file}: {sum(reasons.values())} objects are recorded as unfittable in '
+                      f'{fit.cache.failures_path} ({dict(reasons)}); '
+                      + ('they stay in the test set as misses (scored wrong)' if self.test_mode
+                         else 'dropped from training'), logger='current', level=logging.WARNING)
+        return kept
+
+    def prepare_data(self, idx: int):
+        """The pipeline's output; for an unusable object None (training: MMEngine refetches) or a miss (testing)."""
+        info = self.get_data_info(idx)
+        reason = info.get('unfittable')
+        if reason is None:
+            try:
+                return self.pipeline(info)
+            except ObjectError as e:
+                reason = f'{type(e).__name__}: {e}'
+                print_log(f'skipping object {info["img_path"]}#{info["instance_idx"]}: {reason}', logger='current',
+                          level=logging.WARNING)
+                if not self.test_mode:
+                    return None
+        return self.miss_sample(info, reason)
+
+    @staticmethod
+    def miss_sample(info: dict, reason: str) -> dict:
+        """A test object with no usable data: no inputs, and ``unfittable`` in its metainfo."""
+        keys = ('class_name', 'sample_idx', 'instance_idx', 'img_path', 'img_sha256')
+        sample = GSCLIPDataSample(metainfo=dict({k: info[k] for k in keys if k in info}, unfittable=reason))
+        sample.set_gt_label(info['gt_label'])
+        return dict(inputs=None, data_samples=sample)
 
     def _parse_camera(self, info: Mapping, where: str) -> dict:
         """``img_path`` (joined), ``img_shape`` (h, w) and ``depth2img`` [3, 3] float64 of a scene."""

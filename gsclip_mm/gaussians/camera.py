@@ -10,8 +10,10 @@ from typing import Sequence, Tuple
 
 import numpy as np
 
+from gsclip_mm.utils.errors import ObjectError
 
-class FitInputError(ValueError):
+
+class FitInputError(ObjectError):
     """An object that cannot be fitted (bad points, camera, box or image)."""
 
 

@@ -1,5 +1,6 @@
 """SUNRGBDObjectDataset and the loading transforms on the real scene 000017 of data/sunrgbd_sample."""
 import copy
+import hashlib
 import os.path as osp
 import pickle
 import shutil
@@ -17,7 +18,7 @@ from gsclip_mm.structures import GS_DIM, GS_QUAT, GS_RGB, GS_SCALE, GS_XYZ
 SAMPLE = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'data', 'sunrgbd_sample')
 
 KEYS = {'sample_idx', 'instance_idx', 'lidar_path', 'num_pts_feats', 'img_path', 'depth2img', 'img_shape', 'bbox',
-        'bbox_3d', 'gt_label', 'class_name'}
+        'bbox_3d', 'gt_label', 'class_name', 'img_sha256', 'points_sha256'}
 DEFAULT_ARGS = dict(type='SUNRGBDObjectDataset', ann_file='sunrgbd_infos_val.pkl')
 
 
@@ -84,7 +85,15 @@ def test_real_scene_objects_and_keys():
     assert (by_name['night_stand']['gt_label'], by_name['night_stand']['instance_idx']) == (7, 0)
     assert ds.get_cat_ids(0) == [infos[0]['gt_label']]
     assert ds.filter_counts == dict(total=2, kept=2, out_of_split=0, ignored_class=0, invalid_box=0, empty=0,
-                                    too_few_points=0)
+                                    too_few_points=0, unfittable=0)
+    # the content hashes: of the image file's bytes, and of exactly what LoadObjectPoints gives
+    with open(infos[0]['img_path'], 'rb') as f:
+        assert infos[0]['img_sha256'] == infos[1]['img_sha256'] == hashlib.sha256(f.read()).hexdigest()
+    load = TRANSFORMS.build(dict(type='LoadObjectPoints'))
+    for info in infos:
+        pts = load(dict(info))['points']
+        assert info['points_sha256'] == hashlib.sha256(str(pts.shape).encode() + pts.tobytes()).hexdigest()
+    assert infos[0]['points_sha256'] != infos[1]['points_sha256']
 
 
 def test_real_scene_points_project_inside_2d_boxes():

@@ -1,9 +1,10 @@
+import hashlib
 import os
 
 import numpy as np
 import pytest
 
-from gsclip_mm.gaussians import FitSettings, GaussianCache, atomic_write, cache_key
+from gsclip_mm.gaussians import FitSettings, GaussianCache, atomic_write, cache_key, file_sha256, points_sha256
 
 
 def inputs(seed=0):
@@ -21,21 +22,40 @@ def gaussians(n=20):
 
 
 def test_key_changes_with_every_input_and_setting():
-    pts, img, cam, box = inputs()
+    pts, _, cam, box = inputs()
+    img_sha, pts_sha = 'a' * 64, points_sha256(pts)
     s = FitSettings().to_dict()
-    base = cache_key(pts, img, cam, box, s)
-    assert base == cache_key(pts.copy(), img.copy(), cam.copy(), box.copy(), dict(s))
+    base = cache_key(img_sha, pts_sha, cam, box, s)
+    assert base == cache_key(img_sha, points_sha256(pts.copy()), cam.copy(), list(box), dict(s))
     pts2 = pts.copy()
     pts2[3, 0] += 1e-3
-    img_in, img_out = img.copy(), img.copy()
-    img_in[10, 10] ^= 1  # inside the box: changes the key
-    img_out[0, 0] ^= 1  # outside the box: does not
-    others = [cache_key(pts2, img, cam, box, s), cache_key(pts, img_in, cam, box, s),
-              cache_key(pts, img, cam * 1.01, box, s), cache_key(pts, img, cam, box + 1, s)]
-    others += [cache_key(pts, img, cam, box, dict(s, **{k: v})) for k, v in
+    others = [cache_key(img_sha, points_sha256(pts2), cam, box, s), cache_key('b' * 64, pts_sha, cam, box, s),
+              cache_key(img_sha, pts_sha, cam * 1.01, box, s), cache_key(img_sha, pts_sha, cam, box + 1, s),
+              cache_key(img_sha, points_sha256(pts[:-1]), cam, box, s)]
+    others += [cache_key(img_sha, pts_sha, cam, box, dict(s, **{k: v})) for k, v in
                dict(num_steps=499, resolution=32, lr_rgb=0.1, background=(1, 1, 1), seed=1).items()]
     assert len(set(others + [base])) == len(others) + 1
-    assert cache_key(pts, img_out, cam, box, s) == base
+
+
+def test_file_hash_is_of_the_bytes(tmp_path):
+    """The image enters the key as its file's bytes: what a decoder makes of them cannot change it."""
+    path = tmp_path / 'x.jpg'
+    path.write_bytes(b'not even a jpeg')
+    assert file_sha256(str(path)) == hashlib.sha256(b'not even a jpeg').hexdigest()
+    with pytest.raises(FileNotFoundError, match='missing.jpg'):
+        file_sha256(str(tmp_path / 'missing.jpg'))
+
+
+def test_failure_record(tmp_path):
+    cache = GaussianCache(str(tmp_path))
+    assert cache.failures() == {}
+    cache.update_failures({'k1': dict(object='a#0', reason='FitInputError: x'),
+                           'k2': dict(object='a#1', reason='FitInputError: y')}, fitted=[])
+    record = cache.update_failures({'k3': dict(object='b#0', reason='ObjectError: z')}, fitted=['k1'])
+    assert sorted(record) == ['k2', 'k3'] and GaussianCache(str(tmp_path)).failures() == record
+    (tmp_path / 'fit_failures.json').write_text('[1, 2]')
+    with pytest.raises(ValueError, match='fit_failures.json'):
+        cache.failures()
 
 
 def test_roundtrip_and_layout(tmp_path):

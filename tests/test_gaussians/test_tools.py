@@ -1,5 +1,6 @@
 """tools/fit_gaussians.py (resume, corrupt cache, failures), tools/visualize_fit.py, tools/benchmark_fitting.py."""
 import json
+import os
 import os.path as osp
 import pickle
 import sys
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 from gsclip_mm.gaussians import GaussianCache
+from gsclip_mm.registry import TRANSFORMS
 
 TOOLS = osp.join(osp.dirname(__file__), '..', '..', 'tools')
 sys.path.insert(0, osp.abspath(TOOLS))
@@ -106,10 +108,100 @@ def test_fit_sharded_over_two_ranks(tmp_path):
         port = s.getsockname()[1]
     torchrun = osp.join(osp.dirname(sys.executable), 'torchrun')
     out = subprocess.run([torchrun, '--nproc_per_node', '2', '--master_port', str(port),
-                          osp.join(TOOLS, 'fit_gaussians.py'), cfg, '--launcher', 'pytorch', '--splits', 'val'],
+                          osp.join(TOOLS, 'fit_gaussians.py'), cfg, '--launcher', 'pytorch', '--splits', 'val',
+                          '--batch-size', '1'],
                          capture_output=True, text=True, timeout=120, env=dict(os.environ, OMP_NUM_THREADS='1'))
     assert out.returncode == 0, out.stderr[-2000:]
-    assert 'rank 0/2 fits 1' in out.stdout + out.stderr
+    assert 'rank 0/2 fits 1 in chunks of 1' in out.stdout + out.stderr
     summary = json.load(open(osp.join(cache, 'fit_summary.json')))
     assert (summary['objects'], summary['fitted'], summary['failed']) == (2, 2, 0)
     assert len(list((tmp_path / 'cache').rglob('*.ply'))) == 2
+
+
+def unfittable_bed(tmp_path):
+    """The sample scene's infos with the bed's 2D box moved to the top-right corner, where none of its
+    points project: the dataset keeps it (the box is valid), fitting fails with FitInputError."""
+    with open(osp.join(SAMPLE, 'sunrgbd_infos_val.pkl'), 'rb') as f:
+        infos = pickle.load(f)
+    infos['data_list'][0]['instances'][1]['bbox'] = [690.0, 5.0, 725.0, 40.0]
+    ann = tmp_path / 'bad_bed.pkl'
+    ann.write_bytes(pickle.dumps(infos))
+    return str(ann)
+
+
+def build_dataset(cfg_path, split='val_dataloader', **overrides):
+    from mmengine.config import Config
+    from gsclip_mm.registry import DATASETS
+    ds_cfg = fit_gaussians.unwrap_dataset(Config.fromfile(cfg_path)[split]['dataset'].to_dict())
+    return DATASETS.build(dict(ds_cfg, **overrides))
+
+
+def test_unfittable_object_is_recorded_skipped_in_training_and_a_miss_in_testing(tmp_path):
+    cfg, cache = write_config(tmp_path, unfittable_bed(tmp_path))
+    assert fit_gaussians.cli([cfg, '--splits', 'val']) == 1  # a failure is an error by default
+    record = GaussianCache(cache).failures()
+    assert len(record) == 1
+    (failure, ) = record.values()
+    assert failure['object'].endswith('000017.jpg#1') and 'no point projects' in failure['reason']
+    assert fit_gaussians.cli([cfg, '--splits', 'val', '--allow-failures', '0.5']) == 0  # 1 of 2 accepted
+    assert fit_gaussians.cli([cfg, '--splits', 'val', '--allow-failures', '0.4']) == 1
+    # the dataset's key of the failed object (from its content hashes, nothing loaded) is the record's key
+    fitter = TRANSFORMS.build(eval(FIT.format(cache=cache)))
+    train = build_dataset(cfg, test_mode=False)
+    assert len(train) == 1 and train[0]['gaussians'].shape == (32, 14)  # (this pipeline does not pack)
+    assert train.get_data_info(0)['class_name'] == 'night_stand' and train.filter_counts['unfittable'] == 1
+    test = build_dataset(cfg, test_mode=True)
+    assert len(test) == 2 and test.filter_counts['unfittable'] == 1
+    bed = test.get_data_info(1)
+    assert fitter.key(bed) in record and bed['unfittable'] == failure['reason']
+    miss = test[1]
+    assert miss['inputs'] is None
+    assert miss['data_samples'].unfittable == failure['reason'] and miss['data_samples'].class_name == 'bed'
+    assert test[0]['gaussians'].shape == (32, 14)  # the night stand, from the cache
+
+
+def test_unusable_object_in_the_pipeline_is_refetched_in_training_and_a_miss_in_testing(tmp_path):
+    """No pre-fit: fitting inside the pipeline meets the bad bed."""
+    cfg, _ = write_config(tmp_path, unfittable_bed(tmp_path))
+    train = build_dataset(cfg, test_mode=False)
+    assert len(train) == 2
+    bed = next(i for i in range(2) if train.get_data_info(i)['class_name'] == 'bed')
+    assert train.prepare_data(bed) is None  # MMEngine's __getitem__ then refetches another object
+    assert train[bed]['class_name'] == 'night_stand'
+    test = build_dataset(cfg, test_mode=True)
+    miss = test[bed]
+    assert miss['inputs'] is None and 'no point projects' in miss['data_samples'].unfittable
+
+
+def test_key_of_the_dataset_info_equals_the_key_computed_from_the_files(tmp_path):
+    """FitGaussians keys an object the same from the dataset's hashes as from the loaded files."""
+    cfg, cache = write_config(tmp_path)
+    ds = build_dataset(cfg, pipeline=[])
+    fitter = TRANSFORMS.build(eval(FIT.format(cache=cache)))
+    load = [TRANSFORMS.build(dict(type='LoadObjectPoints')), TRANSFORMS.build(dict(type='LoadObjectImage'))]
+    for i in range(len(ds)):
+        info = ds.get_data_info(i)
+        results = dict(info)
+        for t in load:
+            results = t(results)
+        del results['img_sha256'], results['points_sha256']
+        assert fitter.key(results) == fitter.key(info)
+
+
+def test_read_only_cache_still_exits_zero(tmp_path, monkeypatch):
+    """The work is done: a summary or record that cannot be written is a warning, not a failed run.
+
+    (Simulated: CI runs as root, who can write read-only folders.)"""
+    import gsclip_mm.gaussians.cache as cache_mod
+    cfg, cache = write_config(tmp_path)
+    assert fit_gaussians.cli([cfg, '--splits', 'val']) == 0
+
+    def read_only(path, data):
+        raise PermissionError(13, 'Permission denied', path)
+
+    monkeypatch.setattr(fit_gaussians, 'atomic_write', read_only)
+    monkeypatch.setattr(cache_mod, 'atomic_write', read_only)
+    logged = []
+    monkeypatch.setattr(fit_gaussians, 'print_log', lambda msg, **kw: logged.append(msg))
+    assert fit_gaussians.cli([cfg, '--splits', 'val']) == 0
+    assert any('could not write the summary' in m and 'Permission denied' in m for m in logged)

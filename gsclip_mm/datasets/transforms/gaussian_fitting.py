@@ -1,10 +1,12 @@
 """Lift an object's points to 3D Gaussians: initialise them, or fit them to the image (cached)."""
-from typing import Optional
+import hashlib
+from typing import Mapping, Optional
 
 import numpy as np
 from mmcv.transforms import BaseTransform
 
-from gsclip_mm.gaussians import FitSettings, GaussianCache, cache_key, fit_batch, init_gaussians, prepare_fit_input
+from gsclip_mm.gaussians import (FitInputError, FitSettings, GaussianCache, cache_key, file_sha256, fit_batch,
+                                 init_gaussians, points_sha256, prepare_fit_input)
 from gsclip_mm.gaussians.fitting import check_points
 from gsclip_mm.registry import TRANSFORMS
 
@@ -47,9 +49,15 @@ class FitGaussians(BaseTransform):
     With ``cache_dir`` a fit is read from / written to the cache (a 3DGS PLY
     per object, keyed by the inputs and every setting), so fitting a dataset
     ahead with ``tools/fit_gaussians.py`` makes this transform a file read.
+    The key uses the content hashes that ``SUNRGBDObjectDataset`` computes
+    once per object (``img_sha256`` of the image file, ``points_sha256`` of
+    the box's points), so steps before this one must not change ``points``,
+    ``bbox`` or ``depth2img`` (load them only); without those keys the hashes
+    are computed here from ``img_path`` (else the decoded image) and ``points``.
 
     Required keys: ``points`` (``[N, 6]``), ``img`` (uint8 ``[H, W, 3]`` RGB),
-    ``depth2img`` (``[3, 3]``), ``bbox`` (``[4]``).
+    ``depth2img`` (``[3, 3]``), ``bbox`` (``[4]``); optional ``img_sha256``,
+    ``points_sha256``, ``img_path``.
 
     Added keys: ``gaussians`` (np.float32 ``[N', 14]``, N' = min(N,
     max_gaussians), positions = points), ``fit_psnr`` (float, dB, render vs
@@ -80,9 +88,17 @@ class FitGaussians(BaseTransform):
         """A readable name of the object for errors and logs."""
         return f'{results.get("img_path", "?")}#{results.get("instance_idx", "?")}'
 
-    def key(self, results: dict) -> str:
-        return cache_key(results['points'], results['img'], results['depth2img'], results['bbox'],
-                         self.settings.to_dict())
+    def key(self, results: Mapping) -> str:
+        """The cache key of an object: works on a dataset info (no data loaded) as on pipeline results."""
+        img_sha = results.get('img_sha256')
+        if img_sha is None:
+            if results.get('img_path'):
+                img_sha = file_sha256(results['img_path'])
+            else:  # arrays only: the decoded pixels stand in for the file
+                img = np.ascontiguousarray(results['img'])
+                img_sha = 'pixels:' + hashlib.sha256(str(img.shape).encode() + img.tobytes()).hexdigest()
+        pts_sha = results.get('points_sha256') or points_sha256(np.asarray(results['points'])[:, :6])
+        return cache_key(img_sha, pts_sha, results['depth2img'], results['bbox'], self.settings.to_dict())
 
     def transform(self, results: dict) -> dict:
         name = self.object_name(results)
@@ -96,8 +112,11 @@ class FitGaussians(BaseTransform):
                                     f'tools/fit_gaussians.py with the same settings first')
         else:
             inp = prepare_fit_input(results['points'], results['img'], results['depth2img'], results['bbox'],
-                                    self.settings, name)
-            res = fit_batch([inp], self.settings, self.device, self.backend, return_images=False)[0]
+                                    self.settings, name)  # FitInputError (an ObjectError) on bad input
+            try:
+                res = fit_batch([inp], self.settings, self.device, self.backend, return_images=False)[0]
+            except FloatingPointError as e:  # this object's fit diverged: skip it like bad input
+                raise FitInputError(str(e)) from e
             gaussians, psnr = res.gaussians, res.psnr
             if self.cache is not None:
                 self.cache.save(key, gaussians, dict(psnr=res.psnr, ssim=res.ssim, name=name))

@@ -7,6 +7,7 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 
 from gsclip_mm.registry import TRANSFORMS
+from gsclip_mm.utils.errors import ObjectError
 from ..utils import load_points, points_in_rbox
 
 
@@ -38,7 +39,7 @@ class LoadObjectPoints(BaseTransform):
         mask = points_in_rbox(points, results['bbox_3d'])  # [N_scene]
         if not mask.any():
             # The dataset skips such objects at init; reaching here means the file changed.
-            raise ValueError(f'no points of {path} lie inside bbox_3d {np.asarray(results["bbox_3d"]).tolist()}')
+            raise ObjectError(f'no points of {path} lie inside bbox_3d {np.asarray(results["bbox_3d"]).tolist()}')
         results['points'] = np.ascontiguousarray(points[mask, :6], dtype=np.float32)  # [N, 6]
         return results
 
@@ -75,21 +76,21 @@ class LoadObjectImage(BaseTransform):
         try:
             img = mmcv.imfrombytes(content, flag='color', channel_order='rgb', backend=self.imdecode_backend)
         except Exception as e:  # decoders raise assorted types on corrupt bytes
-            raise ValueError(f'cannot decode image file {path}: {e}') from e
+            raise ObjectError(f'cannot decode image file {path}: {e}') from e
         if img is None:
-            raise ValueError(f'cannot decode image file {path}')
+            raise ObjectError(f'cannot decode image file {path}')
         return img
 
     def transform(self, results: dict) -> dict:
         path = results['img_path']
         img = self._read(path)  # [H, W, 3]
         if 'img_shape' in results and tuple(results['img_shape']) != img.shape[:2]:
-            raise ValueError(f'{path} is {img.shape[0]}x{img.shape[1]} (h x w) but its info says '
+            raise ObjectError(f'{path} is {img.shape[0]}x{img.shape[1]} (h x w) but its info says '
                              f'{tuple(results["img_shape"])}: boxes and depth2img would not match it')
         bbox = np.asarray(results['bbox'], dtype=np.float32)  # [4]
         h, w = img.shape[:2]
         if not (min(bbox[2], w) > max(bbox[0], 0) and min(bbox[3], h) > max(bbox[1], 0)):
-            raise ValueError(f'bbox {bbox.tolist()} has no area inside {path} ({h}x{w})')
+            raise ObjectError(f'bbox {bbox.tolist()} has no area inside {path} ({h}x{w})')
         results['img'] = img
         results['img_crop'] = np.ascontiguousarray(mmcv.imcrop(img, bbox))  # [h, w, 3]
         return results
