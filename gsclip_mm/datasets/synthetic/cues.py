@@ -13,7 +13,6 @@ It is a sanity check of docs/synthetic.md's claims, not part of training.
 """
 import argparse
 import os.path as osp
-import pickle
 from typing import Dict, List, Tuple
 
 import numpy as np
@@ -21,6 +20,7 @@ import torch
 
 from .objects import CLASSES
 from .scene import points_in_box
+from ..utils import load_infos
 
 
 def object_features(pts: np.ndarray, b: np.ndarray) -> Dict[str, np.ndarray]:
@@ -47,8 +47,7 @@ def collect(root: str, infos: str, num_points: int = 512
             ) -> Tuple[Dict[str, np.ndarray], np.ndarray]:
     """Features of every object of an infos file and its labels [M]; the
     ``points`` entry is [M, num_points, 6] (unit sphere xyz, rgb)."""
-    with open(osp.join(root, infos), 'rb') as f:
-        data_list = pickle.load(f)['data_list']
+    data_list = load_infos(osp.join(root, infos))['data_list']
     feats: Dict[str, List[np.ndarray]] = {}
     labels = []
     for info in data_list:

@@ -1,7 +1,6 @@
 """A PNG contact sheet of written scenes and object crops, read back from
 disk through the infos file (so it also shows what a loader sees)."""
 import os.path as osp
-import pickle
 from typing import List
 
 import cv2
@@ -11,6 +10,7 @@ from gsclip_mm.utils import atomic_write
 
 from .generator import IMAGE_DIR
 from .objects import CLASSES
+from ..utils import load_infos
 
 
 def _label(img: np.ndarray, text: str, org, scale: float = 0.4) -> None:
@@ -24,8 +24,7 @@ def make_grid(data_root: str, infos: str, out_path: str, num_scenes: int = 6,
               crop_size: int = 120, crops_per_class: int = 2) -> np.ndarray:
     """Scenes with their 2D boxes in rows of three, then object crops grouped
     by class. Returns the BGR grid and writes it to ``out_path``."""
-    with open(osp.join(data_root, infos), 'rb') as f:
-        data_list = pickle.load(f)['data_list']
+    data_list = load_infos(osp.join(data_root, infos))['data_list']
     scenes: List[np.ndarray] = []
     crops = {c: [] for c in range(len(CLASSES))}
     for i, info in enumerate(data_list):
