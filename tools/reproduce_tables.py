@@ -83,7 +83,9 @@ def main():
         name = osp.splitext(osp.basename(cfg_path))[0]
         work_dir = osp.join(args.work_root, name)
         if has_fitting(cfg):
-            run(['tools/fit_gaussians.py', cfg_path])
+            # A few unfittable objects do not stop the tables: they are recorded, dropped from training and
+            # scored as misses in testing (the protocol line counts them). More than 5% stops here.
+            run(['tools/fit_gaussians.py', cfg_path, '--allow-failures', '0.05'])
         run(['tools/train.py', cfg_path, '--work-dir', work_dir, '--resume'])
         with open(osp.join(work_dir, 'last_checkpoint')) as f:
             ckpt = f.read().strip()
