@@ -1,4 +1,11 @@
-"""Test a gsclip_mm checkpoint from a config (mmpretrain's ``tools/test.py`` CLI)."""
+"""Test a gsclip_mm checkpoint from a config (mmpretrain's ``tools/test.py`` CLI).
+
+The checkpoint must fit the model exactly (no missing or unexpected keys)
+unless ``--non-strict``: a checkpoint of another variant (e.g. a GAF checkpoint
+under the no-GAF config) would otherwise be scored with partly random weights.
+Objects the dataset could not fit count as misses and are reported by the
+metric; they are not an error (exit status 0).
+"""
 import argparse
 import os
 import os.path as osp
@@ -21,6 +28,11 @@ def parse_args():
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='the directory to save the file containing evaluation metrics')
     parser.add_argument('--out', help='the file to dump predictions to (.pkl), e.g. results.pkl')
+    parser.add_argument(
+        '--non-strict',
+        action='store_true',
+        help='load the checkpoint even if its keys differ from the model\'s (missing / unexpected keys are only '
+        'warned about). Default: strict, a mismatch is an error naming the keys')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -53,6 +65,31 @@ def merge_args(cfg, args):
     return cfg
 
 
+def load_strictly(runner, config: str) -> None:
+    """Make the runner's own checkpoint loading strict, naming the file and the config on a mismatch.
+
+    The runner still loads ``cfg.load_from`` itself (after the ``before_run``
+    hooks, as MMEngine orders it), but with ``strict=True``. The model's
+    ``state_dict`` holds only trainable parts and persistent buffers (the
+    frozen CLIP and non-persistent buffers are outside it), exactly what
+    ``tools/train.py`` saves, so a checkpoint of the same config fits.
+    """
+    load = runner.load_checkpoint
+
+    def load_checkpoint(filename, *args, **kwargs):
+        kwargs['strict'] = True
+        try:
+            return load(filename, *args, **kwargs)
+        except RuntimeError as e:
+            if 'do not match' not in str(e):
+                raise
+            raise RuntimeError(f'checkpoint {filename} does not fit the model of {config}:\n{e}'
+                               f'Use the config the checkpoint was trained with, or pass --non-strict to load '
+                               f'the matching keys only.') from None
+
+    runner.load_checkpoint = load_checkpoint
+
+
 def main():
     args = parse_args()
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
@@ -62,6 +99,8 @@ def main():
     cfg = setup_cpu_distributed(cfg)
     tune_glibc_malloc()  # faster CPU steps; harmless on GPU runs
     runner = Runner.from_cfg(cfg)
+    if not args.non_strict:
+        load_strictly(runner, args.config)
     if args.out is not None:
         # MMEngine's own dumper: it writes every prediction the metric saw.
         runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))

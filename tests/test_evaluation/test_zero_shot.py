@@ -1,4 +1,5 @@
 """ZeroShotAccuracy on hand-made predictions with known per-class / mean / top-k values."""
+import logging
 import math
 
 import numpy as np
@@ -108,3 +109,103 @@ def test_gt_label_is_mapped_through_the_dataset_classes_by_name(monkeypatch):
     metric.process(None, preds)
     res = metric.compute_metrics(metric.results)
     assert res['acc_night_stand'] == 100.0 and res['acc_bed'] == 0.0 and res['mean_acc'] == 50.0
+
+
+# ------------------------------------------------ ties, non-finite rows, unfittable objects
+NAN, INF = float('nan'), float('inf')
+
+
+def test_non_finite_rows_are_misses_at_every_k():
+    scores = torch.tensor([
+        [NAN, 0.0, 0.0],  # gt 1: nothing beats the true class "strictly", yet the model diverged
+        [0.1, NAN, 0.2],  # gt 1: the true class itself is NaN
+        [INF, 0.0, 0.0],  # gt 0: +inf "wins"
+        [-INF, 0.5, 0.1],  # gt 1: a -inf elsewhere
+        [0.2, 0.9, 0.1],  # gt 1: the one real hit
+    ])
+    out = zero_shot.ZeroShotAccuracy.calculate(scores, [1, 1, 0, 1, 1], topk=(1, 3))
+    np.testing.assert_allclose(out['per_class'][:2], [0.0, 1 / 4])
+    assert out['overall'] == pytest.approx(1 / 5) and out['top3'] == pytest.approx(1 / 5)
+    assert out['num_nonfinite'] == 4
+    assert zero_shot.top1_labels(scores).tolist() == [-1, -1, -1, -1, 1]
+
+
+def test_ties_go_to_the_first_class_like_argmax():
+    scores = torch.tensor([[0.5, 0.5, 0.5]] * 3 + [[0.2, 0.7, 0.7]] * 2)
+    gt = [0, 1, 2, 1, 2]
+    out = zero_shot.ZeroShotAccuracy.calculate(scores, gt, topk=(1, 2, 3))
+    # fully tied rows predict class 0; [0.2, 0.7, 0.7] predicts class 1 and ranks class 2 second
+    np.testing.assert_allclose(out['per_class'], [1.0, 1 / 2, 0.0])
+    assert out['top2'] == pytest.approx(4 / 5) and out['top3'] == pytest.approx(1.0)
+    assert zero_shot.true_class_ranks(scores.double(), torch.tensor(gt)).tolist() == [0, 1, 2, 0, 1]
+    assert zero_shot.top1_labels(scores).tolist() == [0, 0, 0, 1, 1]
+
+
+def test_constant_predictor_scores_as_always_class_0():
+    gt = torch.arange(10).repeat_interleave(2)  # 2 objects of each of 10 classes
+    out = zero_shot.ZeroShotAccuracy.calculate(torch.zeros(20, 10), gt, topk=(1, 5))
+    assert out['per_class'].tolist() == [1.0] + [0.0] * 9
+    assert out['overall'] == pytest.approx(0.1) and out['mean'] == pytest.approx(0.1)
+    assert out['top5'] == pytest.approx(0.5)  # classes 0..4 are the first five of the stable order
+
+
+def test_label_and_rank_agree_with_a_stable_sort_and_cpu_argmax():
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randint(0, 3, (200, 6), generator=g).double()  # many ties
+    scores[torch.rand(200, generator=g) < 0.1, 2] = NAN
+    gt = torch.randint(0, 6, (200, ), generator=g)
+    rank, label = zero_shot.true_class_ranks(scores, gt), zero_shot.top1_labels(scores)
+    finite = torch.isfinite(scores).all(dim=1)
+    assert 0 < int((~finite).sum()) < 200
+    assert torch.equal(rank == 0, label == gt)  # pred_label == gt exactly when the metric counts a hit
+    order = torch.sort(scores[finite], dim=1, descending=True, stable=True).indices  # [F, 6]
+    assert torch.equal(rank[finite], (order == gt[finite, None]).int().argmax(dim=1))
+    assert torch.equal(label[finite], scores[finite].argmax(dim=1))
+    assert (rank[~finite] == 6).all() and (label[~finite] == -1).all()
+
+
+def unfittable_prediction(name, reason, scores=(NAN, NAN, NAN)):
+    ds = predictions([(name, list(scores))])[0]
+    ds.set_metainfo(dict(unfittable=reason))
+    ds.pred_label = torch.tensor([-1])
+    return ds
+
+
+def test_unfittable_and_diverged_rows_are_counted_and_logged(monkeypatch):
+    logged = []
+    monkeypatch.setattr(zero_shot, 'print_log', lambda msg, **kw: logged.append((msg, kw.get('level'))))
+    preds = predictions([('bed', [0.9, 0.1, 0.0]), ('bed', [NAN, 0.1, 0.0]), ('chair', [0.1, 0.8, 0.1])])
+    preds += [unfittable_prediction('chair', 'no points in box'),
+              unfittable_prediction('night_stand', 'no points in box'),
+              unfittable_prediction('night_stand', 'image not found'),
+              unfittable_prediction('chair', 'fit diverged', scores=(0.0, 1.0, 0.0))]  # a miss whatever it holds
+    preds += predictions([('night_stand', [0.2, 0.2, 0.2])])  # a tie: predicts bed
+    evaluator = Evaluator(METRICS.build(dict(type='ZeroShotAccuracy', topk=(1, 2))))
+    evaluator.process(data_samples=preds)
+    res = evaluator.evaluate(len(preds))
+    assert res['zero_shot/acc_bed'] == pytest.approx(50.0)
+    assert res['zero_shot/acc_chair'] == pytest.approx(100 / 3)
+    assert res['zero_shot/acc_night_stand'] == pytest.approx(0.0)
+    assert res['zero_shot/overall_acc'] == pytest.approx(100 * 2 / 8)
+    assert res['zero_shot/top2_acc'] == pytest.approx(100 * 2 / 8)  # the tie ranks night stand third
+    assert res['zero_shot/num_nonfinite'] == 1 and res['zero_shot/num_unfittable'] == 4
+    (msg, level), = logged
+    assert level == logging.WARNING
+    assert 'WARNING: 1 of 8 predictions have non-finite scores (model diverged?): counted as wrong' in msg
+    assert ('WARNING: 4 of 8 test objects were unfittable (no Gaussians; reasons: no points in box (2); '
+            'image not found (1); fit diverged (1)) and count as wrong') in msg
+    assert '| #objects | 8 | 2 | 3 | 3 |' in msg
+
+
+def test_clean_run_logs_no_warning_and_reasons_are_capped(monkeypatch):
+    logged = []
+    monkeypatch.setattr(zero_shot, 'print_log', lambda msg, **kw: logged.append((msg, kw.get('level'))))
+    metric = METRICS.build(dict(type='ZeroShotAccuracy'))
+    metric.process(None, predictions(ROWS[:3]))
+    res = metric.compute_metrics(metric.results)
+    assert res['num_nonfinite'] == 0 and res['num_unfittable'] == 0
+    assert logged[0][1] == logging.INFO and 'WARNING' not in logged[0][0]
+    metric = METRICS.build(dict(type='ZeroShotAccuracy'))
+    metric.process(None, [unfittable_prediction('bed', f'reason {i}') for i in range(5)] + predictions(ROWS[:1]))
+    assert metric.compute_metrics(metric.results)['num_unfittable'] == 5
+    assert 'reasons: reason 0 (1); reason 1 (1); reason 2 (1); 2 more reasons) and count as wrong' in logged[-1][0]

@@ -110,3 +110,60 @@ def test_checkpoint_round_trip_through_mmengine(tmp_path):
     assert torch.equal(other.backbone.out.weight, model.backbone.out.weight)
     assert other.head.logit_scale.item() == pytest.approx(model.head.logit_scale.item())
     assert all(torch.equal(v, other.head.clip.state_dict()[k]) for k, v in clip_before.items())
+
+
+def with_unfittable(data, where):
+    """Replace the samples at ``where`` by unfittable objects, collated as gsclip_collate does."""
+    from gsclip_mm.datasets.collate import gsclip_collate
+    per_sample = []
+    for i, ds in enumerate(data['data_samples']):
+        if i in where:
+            ds = GSCLIPDataSample(metainfo=dict(ds.metainfo, unfittable='no points in box')).set_gt_label(ds.gt_label)
+            per_sample.append(dict(inputs=None, data_samples=ds))
+        else:
+            per_sample.append(dict(inputs={k: v[i] for k, v in data['inputs'].items()}, data_samples=ds))
+    return gsclip_collate(per_sample)
+
+
+def only(data, keep):
+    return dict(inputs={k: [v[i] for i in keep] for k, v in data['inputs'].items()},
+                data_samples=[data['data_samples'][i] for i in keep])
+
+
+def test_predict_skips_unfittable_objects(tmp_path):
+    model = build(tmp_path)
+    model.eval()
+    data = batch(n=4)
+    preds = model.val_step(with_unfittable(data, where={1, 3}))
+    assert [p.metainfo.get('unfittable') for p in preds] == [None, 'no points in box', None, 'no points in box']
+    ref = model.val_step(only(batch(n=4), keep=[0, 2]))  # the fittable ones alone
+    for p, r in zip([preds[0], preds[2]], ref):
+        assert torch.allclose(p.pred_score, r.pred_score, atol=1e-6) and p.pred_label.item() == r.pred_label.item()
+    for p in (preds[1], preds[3]):
+        assert p.pred_score.shape == (3, ) and p.pred_score.isnan().all() and p.pred_label.tolist() == [-1]
+        assert 'embedding' not in p and p.score_classes == CLASSES
+    # a batch with no fittable object at all
+    preds = model.val_step(with_unfittable(batch(n=2), where={0, 1}))
+    assert len(preds) == 2 and all(p.pred_label.tolist() == [-1] for p in preds)
+
+
+def test_loss_leaves_unfittable_objects_out(tmp_path):
+    model = build(tmp_path)
+    data = batch(n=4)
+    mixed = model.data_preprocessor(with_unfittable(data, where={1}), training=True)
+    alone = model.data_preprocessor(only(batch(n=4), keep=[0, 2, 3]), training=True)
+    got, ref = model(**mixed, mode='loss'), model(**alone, mode='loss')
+    for k in ('loss_text', 'loss_img'):
+        assert got[k].item() == pytest.approx(ref[k].item(), rel=1e-6)
+
+
+def test_loss_of_an_all_unfittable_batch_is_zero_and_backpropagates(tmp_path):
+    model = build(tmp_path)
+    data = model.data_preprocessor(with_unfittable(batch(n=2), where={0, 1}), training=True)
+    losses = model(**data, mode='loss')
+    assert set(losses) == {'loss_text', 'loss_img', 'logit_scale'}
+    total = losses['loss_text'] + losses['loss_img']
+    assert total.item() == 0.0 and total.grad_fn is not None
+    total.backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert grads and all(g is not None and not g.any() for g in grads)

@@ -73,3 +73,29 @@ def test_follows_the_clip_unless_told_otherwise():
     fixed.set_clip_input(64, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
     assert fixed.mean == (0.1, 0.2, 0.3) and fixed.std == (0.25, 0.25, 0.25)
     assert 'size=64' in fixed.image_signature() and fixed.image_signature() != pre.image_signature()
+
+
+def unfittable_sample():
+    return GSCLIPDataSample(metainfo=dict(unfittable='no points in box'))
+
+
+def test_unfittable_samples_have_no_input_rows():
+    pre = build(img_size=16)
+    g = [torch.rand(5, 14), torch.rand(5, 14)]
+    ds = [unfittable_sample(), GSCLIPDataSample(), GSCLIPDataSample()]
+    out = pre(dict(inputs=dict(gaussians=g), data_samples=ds))
+    assert out['inputs']['gaussians'].shape == (2, 5, 14)
+    assert [d.metainfo.get('unfittable') for d in out['data_samples']] == ['no points in box', None, None]
+    # per-sample dicts: an unfittable object's None is dropped
+    out = pre(dict(inputs=[None, dict(gaussians=g[0]), dict(gaussians=g[1])], data_samples=ds))
+    assert torch.equal(out['inputs']['gaussians'][1], g[1])
+    # nothing fittable: no inputs at all
+    out = pre(dict(inputs={}, data_samples=[unfittable_sample()] * 2))
+    assert out['inputs'] == {} and len(out['data_samples']) == 2
+
+
+def test_input_rows_must_match_the_fittable_samples():
+    pre = build()
+    with pytest.raises(ValueError, match=r'3 input rows but 2 of its 3 data samples are fittable.*gsclip_collate'):
+        pre(dict(inputs=dict(gaussians=[torch.ones(4, 14)] * 3),
+                 data_samples=[unfittable_sample(), GSCLIPDataSample(), GSCLIPDataSample()]))

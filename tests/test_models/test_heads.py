@@ -294,3 +294,48 @@ def test_text_to_shape_and_shape_to_image(tmp_path):
     img = head.image_embeddings(imgs, ['a', 'b', 'c'])
     ranks = head.shape_to_image_ranks(img.flip(0), ['c', 'b', 'a'])  # shapes = their own crops' embeddings
     assert ranks.tolist() == [0, 0, 0]
+
+
+def test_predict_label_follows_the_metric_rule(tmp_path):
+    head = make_head(tmp_path, eval_classes=('bed', 'night_stand', 'sofa'))
+    text = head.text_embeddings(head.eval_classes)
+    emb = torch.stack([text[2], torch.zeros_like(text[0]), torch.full_like(text[0], float('nan'))])
+    out = head.predict(emb, samples(['sofa', 'bed', 'bed']))
+    assert out[0].pred_label.tolist() == [2]
+    assert out[1].pred_label.tolist() == [0]  # all scores 0: a tie goes to the first class
+    assert out[2].pred_label.tolist() == [-1] and out[2].pred_score.isnan().all()  # diverged: no prediction
+
+
+def test_predict_unfittable_predicts_nothing(tmp_path):
+    head = make_head(tmp_path, eval_classes=('bed', 'night_stand', 'sofa'))
+    ds = samples(['sofa'])
+    ds[0].set_metainfo(dict(unfittable='no points in box'))
+    out, = head.predict_unfittable(ds)
+    assert out.pred_score.shape == (3, ) and out.pred_score.isnan().all()
+    assert out.pred_label.tolist() == [-1] and 'embedding' not in out
+    assert out.score_classes == ('bed', 'night_stand', 'sofa') and out.clip_untrained is True
+
+
+def test_image_cache_is_keyed_by_crop_content_not_path(tmp_path):
+    """The same path and box with a changed image file must not reuse the old embedding."""
+    from gsclip_mm.registry import TRANSFORMS
+    pack = TRANSFORMS.build(dict(type='PackGSCLIPInputs'))
+    head = make_head(tmp_path, loss_text_weight=0.0, loss_img_weight=1.0)
+    g = torch.Generator().manual_seed(0)
+    imgs = torch.randn(2, 1, 3, 64, 64, generator=g)  # the two versions' preprocessed crops
+    packed = []
+    for v in range(2):
+        crop = torch.full((4, 6, 3), 10 * v, dtype=torch.uint8).numpy()  # the file changed between runs
+        packed.append(pack(dict(gaussians=torch.ones(2, 14).numpy(), img_crop=crop, img_path='/d/img.jpg',
+                                bbox=[0, 0, 5, 3], class_name='bed'))['data_samples'])
+    assert packed[0].crop_key == packed[1].crop_key  # the old key: identical
+    emb = torch.randn(1, head.embed_dims, generator=g)
+    for v in range(2):
+        head.loss(emb, imgs[v], [packed[v]])
+    assert head.num_images_encoded == 2  # the second version was encoded, not served from the cache
+    fresh = make_head(tmp_path)  # a new run: only the disk cache
+    cached = [fresh.image_embeddings(None, fresh.crop_cache_keys([p])) for p in packed]
+    for v in range(2):
+        ref = F.normalize(head.clip.encode_image(imgs[v]).detach(), dim=-1)
+        assert torch.allclose(cached[v], ref, atol=1e-5)
+    assert not torch.allclose(cached[0], cached[1], atol=1e-3)

@@ -3,6 +3,7 @@
 Generate scenes -> fit Gaussians -> train -> test, each with the real tool and
 the real components, with settings small enough for a test.
 """
+import json
 import os.path as osp
 import pickle
 
@@ -50,7 +51,9 @@ def test_fit_train_test(tiny):
     work, data, cfg = tiny
     proc = run_tool([osp.join(ROOT, 'tools', 'fit_gaussians.py'), str(cfg)], cwd=work)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert 'failed' in proc.stdout + proc.stderr
+    with open(data / 'gaussians_cache' / 'fit_summary.json') as f:
+        summary = json.load(f)
+    assert summary['failed'] == 0 and summary['fitted'] == summary['objects'] > 0
 
     proc = run_tool([osp.join(ROOT, 'tools', 'train.py'), str(cfg), '--work-dir', str(work / 'run')], cwd=work)
     log = proc.stdout + proc.stderr
@@ -76,3 +79,51 @@ def test_fit_train_test(tiny):
         n_val = sum(len(d['instances']) for d in pickle.load(f)['data_list'])
     assert 0 < len(preds) <= n_val
     assert all(p['pred_score'].shape == (10, ) for p in preds)
+
+
+SAMPLE = osp.join(ROOT, 'tests', 'data', 'sunrgbd_sample')
+REAL_CFG = TINY_CFG + '''
+_data = dict(data_root={sample!r}, ann_file={ann!r}, data_prefix=dict(pts='points', img='sunrgbd_trainval/image'),
+             min_points=10)
+train_dataloader = dict(batch_size=1, num_workers=0, persistent_workers=False,
+                        dataset=dict(dataset=dict(_data, pipeline=_pipeline)))
+val_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
+                      dataset=dict(_data, pipeline=_pipeline))
+test_dataloader = val_dataloader
+train_cfg = dict(max_epochs=1, val_interval=1)
+'''
+
+
+def test_unfittable_object_on_the_real_scene_is_skipped_in_training_and_a_miss_in_testing(tmp_path):
+    """The sample scene with the bed's 2D box moved where none of its points project: fitting records the
+    failure and exits 1; training runs on the night stand alone; testing scores 2 objects, the bed a miss."""
+    with open(osp.join(SAMPLE, 'sunrgbd_infos_val.pkl'), 'rb') as f:
+        infos = pickle.load(f)
+    infos['data_list'][0]['instances'][1]['bbox'] = [690.0, 5.0, 725.0, 40.0]
+    ann = tmp_path / 'bad_bed.pkl'
+    ann.write_bytes(pickle.dumps(infos))
+    cfg = tmp_path / 'real.py'
+    cfg.write_text(REAL_CFG.format(root=ROOT, data=tmp_path, sample=SAMPLE, ann=str(ann)))
+
+    proc = run_tool([osp.join(ROOT, 'tools', 'fit_gaussians.py'), str(cfg), '--splits', 'val'], cwd=tmp_path)
+    assert proc.returncode == 1, (proc.stdout + proc.stderr)[-3000:]  # a failure is reported as one
+    assert 'no point projects into the bbox' in proc.stdout + proc.stderr
+
+    proc = run_tool([osp.join(ROOT, 'tools', 'train.py'), str(cfg), '--work-dir', str(tmp_path / 'run')],
+                    cwd=tmp_path)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-4000:]
+    assert '1 objects are recorded as unfittable' in log and 'dropped from training' in log
+    assert 'kept 1;' in log  # the training set: the night stand only
+
+    out = tmp_path / 'preds.pkl'
+    proc = run_tool([osp.join(ROOT, 'tools', 'test.py'), str(cfg), str(tmp_path / 'run' / 'epoch_1.pth'),
+                     '--work-dir', str(tmp_path / 'run'), '--out', str(out)], cwd=tmp_path)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-4000:]
+    assert '1 of 2 test objects were unfittable' in log and 'count as wrong' in log
+    with open(out, 'rb') as f:
+        preds = {p['class_name'] if 'class_name' in p else p['metainfo']['class_name']: p for p in pickle.load(f)}
+    assert sorted(preds) == ['bed', 'night_stand']
+    assert preds['bed']['pred_label'].tolist() == [-1] and torch.isnan(preds['bed']['pred_score']).all()
+    assert torch.isfinite(preds['night_stand']['pred_score']).all() and preds['night_stand']['pred_label'] >= 0

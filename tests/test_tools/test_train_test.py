@@ -118,3 +118,35 @@ class _RunsShell:
 
     def __reduce__(self):
         return (os.system, (f'touch {self.path}', ))
+
+
+def edited_checkpoint(trained, tmp_path, add=None, drop=None):
+    ckpt = torch.load(trained / 'epoch_2.pth')
+    ckpt['state_dict'].update(add or {})
+    for k in drop or ():
+        del ckpt['state_dict'][k]
+    path = tmp_path / 'edited.pth'
+    torch.save(ckpt, path)
+    return path
+
+
+def test_test_tool_refuses_a_checkpoint_of_another_model(trained, tmp_path):
+    # e.g. a GAF checkpoint under the no-GAF config: keys the model lacks
+    ckpt = edited_checkpoint(trained, tmp_path, add={'gaf.proj.weight': torch.zeros(2, 2)})
+    proc = run_tool([osp.join(ROOT, 'tools', 'test.py'), TOY_CFG, str(ckpt), '--work-dir', str(tmp_path)],
+                    cwd=tmp_path)
+    assert proc.returncode != 0
+    assert 'unexpected key in source state_dict: gaf.proj.weight' in proc.stderr
+    assert f'checkpoint {ckpt} does not fit the model of {TOY_CFG}' in proc.stderr and '--non-strict' in proc.stderr
+    assert 'toy/mse' not in proc.stdout + proc.stderr  # nothing was scored
+    proc = run_tool([osp.join(ROOT, 'tools', 'test.py'), TOY_CFG, str(ckpt), '--work-dir', str(tmp_path),
+                     '--non-strict'], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'toy/mse' in proc.stdout + proc.stderr
+
+
+def test_test_tool_refuses_a_checkpoint_missing_weights(trained, tmp_path):
+    ckpt = edited_checkpoint(trained, tmp_path, drop=['linear.bias'])
+    proc = run_tool([osp.join(ROOT, 'tools', 'test.py'), TOY_CFG, str(ckpt), '--work-dir', str(tmp_path)],
+                    cwd=tmp_path)
+    assert proc.returncode != 0 and 'missing keys in source state_dict: linear.bias' in proc.stderr

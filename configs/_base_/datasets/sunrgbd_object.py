@@ -35,6 +35,8 @@ train_dataloader = dict(
     num_workers=4,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
+    # pseudo_collate that also batches a test set's unfittable objects (inputs=None, recorded misses)
+    collate_fn=dict(type='gsclip_collate'),
     # The paper's data balance: MMEngine's repeat-factor class balancing.
     dataset=dict(
         type='ClassBalancedDataset',
@@ -51,6 +53,7 @@ val_dataloader = dict(
     num_workers=4,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
+    collate_fn=dict(type='gsclip_collate'),
     dataset=dict(
         type=dataset_type,
         data_root=data_root,

@@ -1,4 +1,13 @@
-"""Zero-shot classification accuracy, reported like the paper's Table 1."""
+"""Zero-shot classification accuracy, reported like the paper's Table 1.
+
+The predicted label is the *first* maximal score (what ``torch.argmax``
+returns on a CPU), and a row with any non-finite score predicts nothing
+(``NO_PREDICTION``): ``top1_labels`` in ``gsclip_mm.structures``, which
+``GSCLIPDataSample.set_pred_score`` applies. The metric ranks the true class
+the same way, so ``pred_label == gt`` exactly when it counts a top-1 hit.
+"""
+import logging
+from collections import Counter
 from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
@@ -7,7 +16,29 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
 from gsclip_mm.registry import METRICS
+from gsclip_mm.structures.data_sample import NO_PREDICTION, top1_labels  # noqa: F401  (the shared rule)
 from gsclip_mm.utils import readable_class_name
+
+
+def true_class_ranks(scores: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """0-based rank of each row's true class under ``top1_labels``' rule.
+
+    Rank = classes scoring strictly higher + classes scoring equal with a lower
+    index (the true class's position in a stable descending sort), so rank 0
+    is exactly ``top1_labels(scores) == gt``. A row with any non-finite score
+    gets rank ``C``: a miss at every k.
+
+    Args:
+        scores: ``[N, C]``; gt: ``[N]`` long column indices.
+
+    Returns:
+        ``[N]`` long in ``[0, C]``.
+    """
+    n, c = scores.shape
+    true = scores.gather(1, gt.view(-1, 1))  # [N, 1]
+    idx = torch.arange(c, device=scores.device).view(1, -1)  # [1, C]
+    rank = (scores > true).sum(dim=1) + ((scores == true) & (idx < gt.view(-1, 1))).sum(dim=1)  # [N]
+    return torch.where(torch.isfinite(scores).all(dim=1), rank, torch.full_like(rank, c))
 
 
 def _title(name: str) -> str:
@@ -28,6 +59,16 @@ class ZeroShotAccuracy(BaseMetric):
     count; objects whose class is outside are skipped and counted in the log.
     A class with no test object is shown as ``-`` and left out of the mean.
 
+    Ties go to the lowest column index (as ``pred_label``; see
+    :func:`true_class_ranks`). Two kinds of rows always count as wrong, at
+    every k, and are counted and reported with a WARNING in the log:
+
+    - a row with a non-finite (NaN, +-inf) score among the competing
+      columns: the model diverged (``num_nonfinite``);
+    - an object with metainfo ``unfittable`` (the dataset could not fit its
+      Gaussians or load its data; it stays in the test set as a recorded
+      miss, whatever its scores hold) (``num_unfittable``).
+
     Args:
         classes (Sequence[str] | None): the class subset (default: the whole
             vocabulary of the predictions).
@@ -42,7 +83,8 @@ class ZeroShotAccuracy(BaseMetric):
 
     Returned keys (with the ``zero_shot/`` prefix), in percent:
     ``mean_acc`` (the paper's Avg.), ``overall_acc``, ``top5_acc``, and
-    ``acc_<class>`` per class that has test objects.
+    ``acc_<class>`` per class that has test objects; and two counts (objects,
+    not percent): ``num_nonfinite`` and ``num_unfittable``.
     """
     default_prefix = 'zero_shot'
 
@@ -60,7 +102,7 @@ class ZeroShotAccuracy(BaseMetric):
         self.method_name = method_name
 
     def process(self, data_batch, data_samples: Sequence) -> None:
-        """Keep, per object, the CPU scores, its class name and the vocabulary."""
+        """Keep, per object, the CPU scores, its class name, the vocabulary and why it was unfittable (if so)."""
         for ds in data_samples:
             get = ds.get if isinstance(ds, dict) else (lambda k, d=None, _ds=ds: _ds.get(k, d))
             meta = ds.get('metainfo', ds) if isinstance(ds, dict) else ds.metainfo
@@ -71,6 +113,7 @@ class ZeroShotAccuracy(BaseMetric):
                 pred_score=torch.as_tensor(score).detach().float().cpu(),
                 class_name=self._gt_class_name(meta.get('class_name'), get('gt_label')),
                 score_classes=tuple(meta.get('score_classes') or self._no_vocab()),
+                unfittable=meta.get('unfittable'),
                 clip_untrained=meta.get('clip_untrained'),
                 clip_model=meta.get('clip_model')))
 
@@ -98,8 +141,10 @@ class ZeroShotAccuracy(BaseMetric):
             ``per_class``: ``[C]`` float array, NaN where a class has no sample;
             ``mean``: mean of the non-NaN per-class values; ``overall``: top-1
             over all samples; ``top{k}`` for each k (capped at C); ``count``:
-            ``[C]`` samples per class. A tie counts as a miss only if another
-            class scores strictly higher (argmax order otherwise).
+            ``[C]`` samples per class; ``num_nonfinite``: rows with a
+            non-finite score (each a miss at every k). A hit at k means the
+            true class is among the first k of a stable descending sort (ties
+            to the lower index, as ``pred_label``).
         """
         scores = torch.as_tensor(scores, dtype=torch.float64)
         gt = torch.as_tensor(gt, dtype=torch.long).reshape(-1)
@@ -109,9 +154,7 @@ class ZeroShotAccuracy(BaseMetric):
         c = num_classes or c
         assert scores.shape[1] == c, f'scores have {scores.shape[1]} columns, expected {c}'
         assert n == 0 or (gt.min() >= 0 and gt.max() < c), f'gt out of range [0, {c})'
-        # rank of the true class: how many classes score strictly higher (0 = top-1)
-        true = scores.gather(1, gt.view(-1, 1))  # [N, 1]
-        rank = (scores > true).sum(dim=1)  # [N]
+        rank = true_class_ranks(scores, gt)  # [N], C for non-finite rows
         hit1 = (rank == 0).double()
         count = torch.bincount(gt, minlength=c).double()  # [C]
         correct = torch.bincount(gt, weights=hit1, minlength=c)  # [C]
@@ -119,7 +162,8 @@ class ZeroShotAccuracy(BaseMetric):
         valid = ~torch.isnan(per_class)
         out = dict(per_class=per_class.numpy(), count=count.long().numpy(),
                    mean=float(per_class[valid].mean()) if valid.any() else float('nan'),
-                   overall=float(hit1.mean()) if n else float('nan'))
+                   overall=float(hit1.mean()) if n else float('nan'),
+                   num_nonfinite=int((~torch.isfinite(scores).all(dim=1)).sum()))
         for k in topk:
             out[f'top{k}'] = float((rank < min(k, c)).double().mean()) if n else float('nan')
         return out
@@ -142,7 +186,10 @@ class ZeroShotAccuracy(BaseMetric):
         skipped = len(results) - len(keep)
         if not keep:
             raise ValueError(f'no prediction has a ground-truth class in {subset}')
-        scores = torch.stack([r['pred_score'] for r in keep])[:, cols]  # [N, C_subset]
+        scores = torch.stack([r['pred_score'] for r in keep])[:, cols].double()  # [N, C_subset]
+        unfit = torch.tensor([r.get('unfittable') is not None for r in keep])  # [N]
+        num_nonfinite = int((~torch.isfinite(scores).all(dim=1) & ~unfit).sum())  # the model's, not the data's
+        scores[unfit] = float('nan')  # a recorded miss, whatever its row holds
         gt = torch.tensor([subset_norm.index(readable_class_name(r['class_name'])) for r in keep])
         acc = self.calculate(scores, gt, topk=self.topk)
 
@@ -153,8 +200,27 @@ class ZeroShotAccuracy(BaseMetric):
         for name, value in zip(subset, acc['per_class']):
             if not np.isnan(value):
                 metrics[f'acc_{readable_class_name(name).replace(" ", "_")}'] = 100 * float(value)
-        print_log(self._report(subset, acc, keep, skipped, len(vocab)), logger='current')
+        metrics.update(num_nonfinite=num_nonfinite, num_unfittable=int(unfit.sum()))
+        warnings = self._warnings(keep, num_nonfinite)
+        print_log('\n'.join(warnings + [self._report(subset, acc, keep, skipped, len(vocab))]), logger='current',
+                  level=logging.WARNING if warnings else logging.INFO)
         return metrics
+
+    @staticmethod
+    def _warnings(kept: List[dict], num_nonfinite: int) -> List[str]:
+        """The protocol's WARNING lines: model-diverged rows and unfittable objects (both scored as misses)."""
+        out = []
+        if num_nonfinite:
+            out.append(f'WARNING: {num_nonfinite} of {len(kept)} predictions have non-finite scores '
+                       f'(model diverged?): counted as wrong')
+        reasons = Counter(str(r['unfittable']) for r in kept if r.get('unfittable') is not None)
+        if reasons:
+            top = [f'{reason} ({n})' for reason, n in reasons.most_common(3)]
+            if len(reasons) > 3:
+                top.append(f'{len(reasons) - 3} more reasons')
+            out.append(f'WARNING: {sum(reasons.values())} of {len(kept)} test objects were unfittable (no Gaussians; '
+                       f'reasons: {"; ".join(top)}) and count as wrong')
+        return out
 
     def _report(self, subset: List[str], acc: dict, kept: List[dict], skipped: int, vocab_size: int) -> str:
         """The paper's Table 1 layout (Method | Avg. | one column per class) and the protocol."""
@@ -179,5 +245,6 @@ class ZeroShotAccuracy(BaseMetric):
                 f'prompt-averaged CLIP text embedding of each class; {len(subset)} classes compete '
                 f'(of a {vocab_size}-class vocabulary): {", ".join(subset)}. '
                 f'{len(kept)} objects scored, {skipped} skipped (ground truth outside these classes). '
-                f'Avg. = mean of per-class accuracies over classes with objects. {clip_note}.\n'
+                f'Avg. = mean of per-class accuracies over classes with objects. Ties go to the first class; '
+                f'a non-finite score or an unfittable object is a miss. {clip_note}.\n'
                 f'{table}\noverall accuracy {100 * acc["overall"]:.1f}' + (f', {tops}' if tops else ''))

@@ -1,9 +1,12 @@
 """GS-CLIP: a 3D encoder trained against a frozen CLIP, used zero-shot."""
+import logging
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
+from mmengine.logging import print_log
 from mmengine.model import BaseModel
 
+from gsclip_mm.datasets.collate import is_unfittable
 from gsclip_mm.registry import MODELS
 
 
@@ -22,11 +25,22 @@ class GSCLIP(BaseModel):
         init_cfg (dict | None): weight init of the trainable parts.
 
     ``forward(inputs, data_samples, mode)``:
-        - ``'tensor'``: ``[B, D]`` 3D embeddings (not normalised).
+        - ``'tensor'``: ``[B', D]`` 3D embeddings (not normalised) of the
+          ``B'`` samples that have inputs.
         - ``'loss'``: the head's named losses (``loss_text``, ``loss_img``) and
           the logged ``logit_scale``.
         - ``'predict'``: the data samples with ``pred_score`` ``[C]`` over the
           evaluation vocabulary, ``pred_label`` and ``embedding``.
+
+    Unfittable objects (metainfo ``unfittable``, kept in a test set as
+    recorded misses; ``gsclip_collate`` batches only the inputs of the others,
+    so ``inputs`` rows follow the remaining samples in order): the backbone
+    never sees them. ``predict`` gives them ``pred_score`` all NaN,
+    ``pred_label`` -1 and no ``embedding`` (``FrozenCLIPHead.predict_unfittable``);
+    ``loss`` leaves them out, and a batch with none fittable (training
+    normally refetches, so a broken data setup) gives zero losses that still
+    backpropagate (a zero gradient to every trainable parameter, so DDP
+    ranks stay in step) and a warning.
     """
 
     def __init__(self,
@@ -74,10 +88,37 @@ class GSCLIP(BaseModel):
         if mode == 'tensor':
             return self.extract_feat(inputs)
         if mode == 'loss':
-            return self.head.loss(self.extract_feat(inputs), inputs.get('imgs'), data_samples)
+            return self.loss(inputs, data_samples)
         if mode == 'predict':
-            return self.head.predict(self.extract_feat(inputs), data_samples)
+            return self.predict(inputs, data_samples)
         raise RuntimeError(f'invalid mode "{mode}": GSCLIP supports "tensor", "loss" and "predict"')
+
+    def loss(self, inputs: Dict[str, torch.Tensor], data_samples: list) -> Dict[str, torch.Tensor]:
+        """The head's losses over the fittable samples (see the class docstring)."""
+        fitted = [ds for ds in data_samples if not is_unfittable(ds)]
+        if not fitted:
+            return self._zero_losses(len(data_samples))
+        return self.head.loss(self.extract_feat(inputs), inputs.get('imgs'), fitted)
+
+    def predict(self, inputs: Dict[str, torch.Tensor], data_samples: list) -> list:
+        """Predictions for every sample, in order; unfittable ones predict nothing."""
+        fitted = [ds for ds in data_samples if not is_unfittable(ds)]
+        if fitted:
+            self.head.predict(self.extract_feat(inputs), fitted)
+        self.head.predict_unfittable([ds for ds in data_samples if is_unfittable(ds)])
+        return list(data_samples)
+
+    def _zero_losses(self, batch_size: int) -> Dict[str, torch.Tensor]:
+        """The head's loss keys, all zero, connected to every trainable parameter."""
+        print_log(f'GSCLIP: all {batch_size} samples of a training batch are unfittable (metainfo "unfittable"); '
+                  f'the step gets zero losses. A training dataset should refetch such objects.',
+                  logger='current', level=logging.WARNING)
+        params = [p for p in self.parameters() if p.requires_grad]
+        zero = sum(p.sum() for p in params) * 0.0 if params else torch.zeros((), requires_grad=True)
+        losses = {name: zero.clone() for name, w in (('loss_text', self.head.loss_text_weight),
+                                                     ('loss_img', self.head.loss_img_weight)) if w > 0}
+        losses['logit_scale'] = self.head.temperature_scale().detach()
+        return losses
 
     # ------------------------------------------------------------- retrieval
     @torch.no_grad()

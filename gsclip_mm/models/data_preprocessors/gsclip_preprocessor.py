@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 from mmengine.model import BaseDataPreprocessor
 
+from gsclip_mm.datasets.collate import is_unfittable
 from gsclip_mm.registry import MODELS
 
 # open_clip.OPENAI_DATASET_MEAN / _STD (CLIP's normalisation, pixel values in [0, 1]).
@@ -43,13 +44,19 @@ def resize_pad_square(img: torch.Tensor, size: int, pad_value: float = 0.0) -> t
 class GSCLIPDataPreprocessor(BaseDataPreprocessor):
     """Collated GS-CLIP batch -> model inputs on the model's device.
 
-    Input ``data`` (MMEngine's ``pseudo_collate`` of ``PackGSCLIPInputs``):
-    ``dict(inputs=dict(gaussians=[Tensor[N, 14]] * B, img=[uint8 Tensor[3, h_i, w_i]] * B),
-    data_samples=[GSCLIPDataSample] * B)``; ``img`` may be absent (points-only
-    pipelines, prediction). A list of per-sample input dicts is accepted too.
+    Input ``data`` (``gsclip_collate`` / MMEngine's ``pseudo_collate`` of
+    ``PackGSCLIPInputs``): ``dict(inputs=dict(gaussians=[Tensor[N, 14]] * B',
+    img=[uint8 Tensor[3, h_i, w_i]] * B'), data_samples=[GSCLIPDataSample] * B)``;
+    ``img`` may be absent (points-only pipelines, prediction). A list of
+    per-sample input dicts is accepted too (``None`` entries are dropped).
 
-    Output: ``dict(inputs=dict(gaussians=Tensor[B, N, 14] float32,
-    imgs=Tensor[B, 3, S, S] float32), data_samples=[...])`` (``imgs`` only when
+    ``B' <= B``: unfittable objects (metainfo ``unfittable``, recorded misses
+    of a test set) have no inputs, so the input rows follow the other data
+    samples in order; a batch of only unfittable objects has ``inputs={}``
+    and gives ``inputs={}``. A row count that does not match is an error.
+
+    Output: ``dict(inputs=dict(gaussians=Tensor[B', N, 14] float32,
+    imgs=Tensor[B', 3, S, S] float32), data_samples=[all B])`` (``imgs`` only when
     the batch has crops). Any other per-sample tensor input of equal shapes
     (e.g. ``points``) is stacked the same way as ``gaussians``.
 
@@ -126,9 +133,13 @@ class GSCLIPDataPreprocessor(BaseDataPreprocessor):
     def forward(self, data: dict, training: bool = False) -> dict:
         """Cast to the device, stack, and turn crops into CLIP inputs (see the class docstring)."""
         data = self.cast_data(data)
-        inputs = data['inputs']
-        if isinstance(inputs, (list, tuple)):  # list of per-sample dicts
+        inputs, samples = data['inputs'], data.get('data_samples')
+        if isinstance(inputs, (list, tuple)):  # list of per-sample dicts; None: an unfittable object
+            inputs = [d for d in inputs if d is not None]
             inputs = {k: [d[k] for d in inputs] for k in inputs[0]} if inputs else {}
+        num_fitted = None if samples is None else sum(not is_unfittable(ds) for ds in samples)
+        if num_fitted == 0 and not inputs:
+            return dict(inputs={}, data_samples=samples)
         if not isinstance(inputs, dict) or 'gaussians' not in inputs and 'points' not in inputs:
             raise KeyError(f'batch inputs need "gaussians" (or "points"); got '
                            f'{sorted(inputs) if isinstance(inputs, dict) else type(inputs).__name__}')
@@ -139,4 +150,9 @@ class GSCLIPDataPreprocessor(BaseDataPreprocessor):
                     out['imgs'] = self.preprocess_images(value)
             else:
                 out[key] = self._stack(key, value)
-        return dict(inputs=out, data_samples=data.get('data_samples'))
+        rows = {v.shape[0] for v in out.values()}
+        if num_fitted is not None and rows != {num_fitted}:
+            raise ValueError(f'the batch has {"/".join(map(str, sorted(rows)))} input rows but {num_fitted} of its {len(samples)} data samples '
+                             f'are fittable (no metainfo "unfittable"); collate with gsclip_collate '
+                             f'(collate_fn=dict(type="gsclip_collate"))')
+        return dict(inputs=out, data_samples=samples)

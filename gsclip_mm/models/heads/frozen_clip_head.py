@@ -414,7 +414,8 @@ class FrozenCLIPHead(BaseModule):
         Args:
             imgs: ``[B, 3, S, S]`` preprocessed crops, or None when every key is
                 already cached (a points-only pipeline after a first epoch).
-            crop_keys: ``B`` stable crop identifiers (``crop_key`` metainfo).
+            crop_keys: ``B`` crop identifiers (:meth:`crop_cache_keys`: the
+                crop's content where known, else its ``crop_key``).
 
         Misses are encoded once and written to memory and disk (atomically);
         the frozen encoder makes this exact.
@@ -439,6 +440,17 @@ class FrozenCLIPHead(BaseModule):
                     atomic_write(path, _npy_bytes(e.numpy()))
         return torch.stack(found)
 
+    @staticmethod
+    def crop_cache_keys(data_samples: Sequence) -> list:
+        """The image-embedding cache key of each sample's crop.
+
+        The crop's content digest (metainfo ``crop_digest``, set by
+        ``PackGSCLIPInputs``: the image file's SHA-256 + box, or the crop's
+        pixels' SHA-256) so a changed image never reuses a stale embedding;
+        the path-based ``crop_key`` only when no digest is known.
+        """
+        return [ds.metainfo.get('crop_digest') or _meta(ds, 'crop_key') for ds in data_samples]
+
     # ------------------------------------------------------------------ loss
     def temperature_scale(self) -> torch.Tensor:
         """The clamped inverse temperature ``exp(logit_scale)`` (scalar)."""
@@ -456,7 +468,7 @@ class FrozenCLIPHead(BaseModule):
             embedding: ``[B, D]`` 3D embeddings (not necessarily normalised).
             imgs: ``[B, 3, S, S]`` preprocessed crops or None (cached / no image loss).
             data_samples: ``B`` ``GSCLIPDataSample`` with metainfo ``class_name``
-                and ``crop_key``.
+                and ``crop_digest`` or ``crop_key`` (:meth:`crop_cache_keys`).
 
         Returns:
             ``dict(loss_text=w_t * InfoNCE(text, 3D), loss_img=w_i * InfoNCE(image, 3D),
@@ -474,7 +486,7 @@ class FrozenCLIPHead(BaseModule):
             groups = _group_ids(names, z.device)
             losses['loss_text'] = self.loss_text_weight * info_nce(z, text, scale, groups, self.symmetric)
         if self.loss_img_weight > 0:
-            keys = [_meta(ds, 'crop_key') for ds in data_samples]
+            keys = self.crop_cache_keys(data_samples)
             img = self.image_embeddings(imgs, keys).to(z)  # [B, D]
             losses['loss_img'] = self.loss_img_weight * info_nce(z, img, scale, _group_ids(keys, z.device),
                                                                  self.symmetric)
@@ -487,7 +499,9 @@ class FrozenCLIPHead(BaseModule):
         """Zero-shot scores over :attr:`eval_classes`.
 
         Sets on each sample: ``pred_score`` ``[C]`` (cosine similarity to each
-        class's text embedding), ``pred_label`` ``[1]``, ``embedding`` ``[D]``
+        class's text embedding), ``pred_label`` ``[1]`` (the first maximal
+        score, -1 when a score is non-finite: the metric's rule,
+        ``gsclip_mm.structures.top1_labels``), ``embedding`` ``[D]``
         (L2-normalised), and metainfo ``score_classes`` (the vocabulary, raw
         names), ``clip_untrained``, ``clip_model``.
         """
@@ -495,13 +509,27 @@ class FrozenCLIPHead(BaseModule):
         z = F.normalize(embedding.float(), dim=-1)  # [B, D]
         self._clip_on(z.device)
         scores = z @ self.text_embeddings(self.eval_classes).to(z).t()  # [B, C]
-        meta = dict(score_classes=self.eval_classes, clip_untrained=self.clip_untrained,
-                    clip_model=self.clip_identity)
         for ds, s, e in zip(data_samples, scores, z):
             ds.set_pred_score(s)
             ds.embedding = e
-            ds.set_metainfo(meta)
+            ds.set_metainfo(self._prediction_meta())
         return list(data_samples)
+
+    def predict_unfittable(self, data_samples: Sequence) -> list:
+        """Mark objects the model could not see (no Gaussians) as predicting nothing.
+
+        Sets ``pred_score`` ``[C]`` all NaN over :attr:`eval_classes`,
+        ``pred_label`` ``[-1]`` (no prediction), no ``embedding``, and the same
+        metainfo as :meth:`predict`; the metric scores them as misses.
+        """
+        for ds in data_samples:
+            ds.set_pred_score(torch.full((len(self.eval_classes), ), float('nan')))
+            ds.set_metainfo(self._prediction_meta())
+        return list(data_samples)
+
+    def _prediction_meta(self) -> dict:
+        return dict(score_classes=self.eval_classes, clip_untrained=self.clip_untrained,
+                    clip_model=self.clip_identity)
 
     # ------------------------------------------------------------- retrieval
     def text_to_shape(self, queries: Sequence[str], shape_embeddings: torch.Tensor,
