@@ -1,7 +1,7 @@
 # collate registers gsclip_collate in MMEngine's FUNCTIONS (what Runner.build_dataloader reads); any
 # import of a gsclip_mm.datasets submodule (e.g. TRANSFORMS' lazy `locations`) runs this file first.
-from .collate import gsclip_collate, is_unfittable
+from .collate import gsclip_collate
 from .sunrgbd_object import SUNRGBDObjectDataset
 from .transforms import *  # noqa: F401,F403
 
-__all__ = ['SUNRGBDObjectDataset', 'gsclip_collate', 'is_unfittable']
+__all__ = ['SUNRGBDObjectDataset', 'gsclip_collate']

@@ -15,11 +15,7 @@ from typing import Sequence
 from mmengine.dataset import pseudo_collate
 from mmengine.registry import FUNCTIONS
 
-
-def is_unfittable(data_sample) -> bool:
-    """Whether the dataset recorded this object as unfittable (metainfo ``unfittable``: it has no inputs)."""
-    meta = getattr(data_sample, 'metainfo', None) or {}
-    return meta.get('unfittable') is not None
+from gsclip_mm.structures import is_unfittable
 
 
 def _describe(sample: dict, i: int) -> str:

@@ -65,18 +65,23 @@ def points_in_rbox(points: np.ndarray, box: np.ndarray) -> np.ndarray:
     return points_in_rboxes(points, np.asarray(box).reshape(1, 7))[0]
 
 
+def _read_bytes(path: str, what: str, backend_args: Optional[dict] = None) -> bytes:
+    """A file's bytes through mmengine's file backends; errors say ``what`` and name ``path``."""
+    try:
+        return mmengine.fileio.get(path, backend_args=backend_args)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f'{what} not found: {path}') from e
+    except OSError as e:
+        raise OSError(f'cannot read {what} {path}: {e}') from e
+
+
 def load_points(path: str, num_feats: int, backend_args: Optional[dict] = None) -> np.ndarray:
     """Read a ``points/*.bin`` file: float32 ``[N, num_feats]``.
 
     Raises FileNotFoundError / ValueError naming the file when it is missing,
     unreadable or its size is not a whole number of ``num_feats`` floats.
     """
-    try:
-        raw = mmengine.fileio.get(path, backend_args=backend_args)
-    except FileNotFoundError as e:
-        raise FileNotFoundError(f'points file not found: {path}') from e
-    except OSError as e:
-        raise OSError(f'cannot read points file {path}: {e}') from e
+    raw = _read_bytes(path, 'points file', backend_args)
     if len(raw) % (4 * num_feats) != 0:
         raise ValueError(f'points file {path} holds {len(raw)} bytes, not a whole number of '
                          f'float32 rows of {num_feats} features')
@@ -115,12 +120,7 @@ def load_infos(path: str, backend_args: Optional[dict] = None):
     fmt = _INFOS_FORMATS.get(osp.splitext(str(path))[1].lower())
     if fmt is None:
         raise InfosError(f'infos file {path}: unsupported suffix, expected one of {sorted(_INFOS_FORMATS)}')
-    try:
-        raw = mmengine.fileio.get(path, backend_args=backend_args)
-    except FileNotFoundError as e:
-        raise FileNotFoundError(f'infos file not found: {path}') from e
-    except OSError as e:
-        raise OSError(f'cannot read infos file {path}: {e}') from e
+    raw = _read_bytes(path, 'infos file', backend_args)
     try:
         if fmt == 'pickle':
             return restricted_loads(raw)

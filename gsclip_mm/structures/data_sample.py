@@ -25,6 +25,12 @@ def top1_labels(scores: torch.Tensor) -> torch.Tensor:
     return torch.where(torch.isfinite(scores).all(dim=1), first, torch.full_like(first, NO_PREDICTION))
 
 
+def is_unfittable(data_sample) -> bool:
+    """Whether the dataset recorded this object as unfittable (metainfo ``unfittable``: it has no inputs)."""
+    meta = getattr(data_sample, 'metainfo', None) or {}
+    return meta.get('unfittable') is not None
+
+
 class GSCLIPDataSample(BaseDataElement):
     """One object's annotation and prediction.
 

@@ -8,7 +8,8 @@ from mmengine.dataset import pseudo_collate
 from mmengine.registry import FUNCTIONS
 from mmengine.runner import Runner
 
-from gsclip_mm.datasets.collate import gsclip_collate, is_unfittable
+from gsclip_mm.datasets.collate import gsclip_collate
+from gsclip_mm.structures import is_unfittable
 from gsclip_mm.structures import GSCLIPDataSample
 
 

@@ -14,27 +14,11 @@ from gsclip_mm.datasets.utils import InfosError, load_infos
 from gsclip_mm.registry import DATASETS
 from gsclip_mm.utils import ForbiddenGlobalError
 
+from deep_equal import assert_same  # tests/data
+
 # The real scene 000017 that the dataset tests use (mmdetection3d's infos format, protocol 2).
 SAMPLE = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'data', 'sunrgbd_sample')
 SAMPLE_INFOS = osp.join(SAMPLE, 'sunrgbd_infos_val.pkl')
-
-
-def assert_same(a, b, where='infos'):
-    """Deep equality that also checks types (numpy scalars stay numpy scalars) and array dtypes."""
-    assert type(a) is type(b), f'{where}: {type(a)} != {type(b)}'
-    if isinstance(a, np.ndarray):
-        assert a.dtype == b.dtype, f'{where}: {a.dtype} != {b.dtype}'
-        np.testing.assert_array_equal(a, b, err_msg=where)
-    elif isinstance(a, dict):
-        assert list(a) == list(b), f'{where}: keys {list(a)} != {list(b)}'
-        for k in a:
-            assert_same(a[k], b[k], f'{where}[{k!r}]')
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), f'{where}: length {len(a)} != {len(b)}'
-        for i, (x, y) in enumerate(zip(a, b)):
-            assert_same(x, y, f'{where}[{i}]')
-    else:
-        assert a == b, f'{where}: {a!r} != {b!r}'
 
 
 def test_real_infos_load_like_mmengine():

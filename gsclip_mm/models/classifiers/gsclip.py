@@ -6,8 +6,8 @@ import torch
 from mmengine.logging import print_log
 from mmengine.model import BaseModel
 
-from gsclip_mm.datasets.collate import is_unfittable
 from gsclip_mm.registry import MODELS
+from gsclip_mm.structures import is_unfittable
 
 
 @MODELS.register_module()

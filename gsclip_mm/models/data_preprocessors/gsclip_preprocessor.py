@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 from mmengine.model import BaseDataPreprocessor
 
-from gsclip_mm.datasets.collate import is_unfittable
 from gsclip_mm.registry import MODELS
+from gsclip_mm.structures import is_unfittable
 
 # open_clip.OPENAI_DATASET_MEAN / _STD (CLIP's normalisation, pixel values in [0, 1]).
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
