@@ -26,11 +26,9 @@ from gsclip_mm.gaussians.cache import file_sha256, points_sha256
 from gsclip_mm.registry import DATASETS, TRANSFORMS
 from gsclip_mm.structures import GSCLIPDataSample
 from gsclip_mm.utils.errors import ObjectError
+from .categories import SUNRGBD_CLASSES
 from .utils import load_infos, load_points, points_in_rboxes
 
-# mmdetection3d's 10 SUN RGB-D classes, in the order of its ``bbox_label_3d``.
-SUNRGBD_CLASSES = ('bed', 'table', 'sofa', 'chair', 'toilet', 'desk', 'dresser', 'night_stand', 'bookshelf',
-                   'bathtub')
 
 def _get(d: Mapping, key_path: str, where: str):
     """``d['a']['b']`` for ``key_path='a.b'``; a KeyError naming the missing key and where."""

@@ -6,7 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gsclip_mm.models.heads import info_nce, readable_class_name, retrieval_ranks
+from gsclip_mm.models.heads import info_nce, retrieval_ranks
+from gsclip_mm.utils import readable_class_name
 from gsclip_mm.models.heads import frozen_clip_head as fch
 from gsclip_mm.registry import MODELS
 from gsclip_mm.structures import GSCLIPDataSample

@@ -10,7 +10,7 @@ from typing import Callable, Dict, List
 
 import numpy as np
 
-from ..sunrgbd_object import SUNRGBD_CLASSES
+from ..categories import SUNRGBD_CLASSES
 from .meshes import (CERAMICS, FABRICS, METALS, PAINTS, TEX_FABRIC,
                      TEX_PLAIN, TEX_STRIPES, Material, Part, box, cylinder,
                      ellipsoid, fabric, jitter, pick, rotated, wood)

@@ -28,12 +28,10 @@ import torch.nn.functional as F
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 
+from gsclip_mm.datasets.categories import SUNRGBD_TABLE1_ORDER
 from gsclip_mm.registry import MODELS
 from gsclip_mm.utils import atomic_write, readable_class_name
 
-# The paper's zero-shot vocabulary: SUN RGB-D's 10 classes (raw dataset names).
-SUNRGBD_10_CLASSES = ('bed', 'bookshelf', 'chair', 'desk', 'sofa', 'table', 'toilet', 'bathtub', 'dresser',
-                      'night_stand')
 # Prompt templates in the spirit of CLIP / CLIP^2's point-cloud prompts.
 DEFAULT_TEMPLATES = ('a point cloud of a {}.', 'a photo of a {}.', 'a 3D model of a {}.',
                      'a point cloud of the {} in a room.', 'a photo of the {} in a room.')
@@ -252,7 +250,7 @@ class FrozenCLIPHead(BaseModule):
                  pretrained: Optional[str] = None,
                  clip_seed: int = 0,
                  templates: Sequence[str] = DEFAULT_TEMPLATES,
-                 eval_classes: Sequence[str] = SUNRGBD_10_CLASSES,
+                 eval_classes: Sequence[str] = SUNRGBD_TABLE1_ORDER,
                  loss_text_weight: float = 0.5,
                  loss_img_weight: float = 0.5,
                  init_logit_scale: float = 1 / 0.07,
