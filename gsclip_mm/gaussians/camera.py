@@ -13,6 +13,11 @@ import numpy as np
 from gsclip_mm.utils.errors import ObjectError
 
 
+# SUN RGB-D's pixel coordinates minus gsplat's for the same point: 1-based pixel centres (u = j + 1 for
+# 0-based column j) against centres at j + 0.5.
+SUNRGBD_PIXEL_OFFSET = 0.5
+
+
 class FitInputError(ObjectError):
     """An object that cannot be fitted (bad points, camera, box or image)."""
 
@@ -53,15 +58,16 @@ def decompose_depth2img(depth2img: np.ndarray, name: str = 'depth2img') -> Tuple
 
 
 def crop_intrinsics(intr: np.ndarray, box: Sequence[int], out_w: int, out_h: int) -> np.ndarray:
-    """Intrinsics [3, 3] of the image region ``box`` (x1, y1, x2, y2) resized to ``out_w x out_h``.
+    """Intrinsics [3, 3] of the image region ``box`` (0-based pixels x1, y1, x2, y2) resized to ``out_w x out_h``.
 
-    ``depth2img`` puts the centre of image pixel ``j`` at ``u = j`` (the SUN RGB-D
-    points, which come from the depth pixels, project to integer u, v), while
+    SUN RGB-D's ``depth2img`` is MATLAB's: the centre of 0-based pixel column
+    ``j`` is at ``u = j + 1`` (each point's colour is exactly
+    ``img[round(v) - 1, round(u) - 1]``; tested on the real scene), while
     gsplat's pixel ``i`` covers ``[i, i + 1)`` with its centre at ``i + 0.5``:
-    hence the half-pixel shift.
+    hence the shift by -0.5 (``SUNRGBD_PIXEL_OFFSET``) before cropping.
     """
     x1, y1, x2, y2 = box
-    shift = np.array([[1.0, 0, 0.5 - x1], [0, 1.0, 0.5 - y1], [0, 0, 1.0]])
+    shift = np.array([[1.0, 0, -SUNRGBD_PIXEL_OFFSET - x1], [0, 1.0, -SUNRGBD_PIXEL_OFFSET - y1], [0, 0, 1.0]])
     zoom = np.diag([out_w / (x2 - x1), out_h / (y2 - y1), 1.0])
     return zoom @ shift @ intr
 

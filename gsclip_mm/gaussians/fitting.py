@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from gsclip_mm.structures import GS_DIM, GS_OPACITY, GS_QUAT, GS_RGB, GS_SCALE, GS_XYZ
-from .camera import FitInputError, crop_intrinsics, decompose_depth2img, viewmat_from_rotation
+from .camera import SUNRGBD_PIXEL_OFFSET, FitInputError, crop_intrinsics, decompose_depth2img, viewmat_from_rotation
 from .losses import photometric_loss
 from .metrics import psnr, ssim
 from .rasterize import rasterize
@@ -154,10 +154,15 @@ def check_points(points: np.ndarray, name: str = '') -> np.ndarray:
 
 
 def crop_box(bbox: Sequence[float], img_w: int, img_h: int, name: str = '') -> Tuple[int, int, int, int]:
-    """The 2D box (x1, y1, x2, y2) rounded outwards to whole pixels and clipped to the image."""
+    """The 2D box rounded outwards to whole 0-based pixels ``[x1, x2) x [y1, y2)``, clipped to the image.
+
+    ``bbox`` (x1 y1 x2 y2) is in SUN RGB-D's pixel coordinates, 1-based like its
+    camera (:data:`SUNRGBD_PIXEL_OFFSET`), so it is shifted by the same -0.5.
+    """
     box = np.asarray(bbox, dtype=np.float64).reshape(-1)
     if box.shape != (4, ) or not np.isfinite(box).all():
         raise FitInputError(f'{name}: bbox must be 4 finite numbers, got {bbox}')
+    box = box - SUNRGBD_PIXEL_OFFSET
     x1, y1 = max(int(np.floor(box[0])), 0), max(int(np.floor(box[1])), 0)
     x2, y2 = min(int(np.ceil(box[2])), img_w), min(int(np.ceil(box[3])), img_h)
     if x2 - x1 < 2 or y2 - y1 < 2:

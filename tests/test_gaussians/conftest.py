@@ -14,7 +14,8 @@ SAMPLE = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'data', 'sunr
 
 @pytest.fixture(scope='session')
 def scene():
-    """dict(depth2img [3, 3], img [H, W, 3] RGB, objects=[dict(points [N, 6], bbox [4], label)])."""
+    """dict(depth2img [3, 3], img [H, W, 3] RGB, points [N, 6] (the whole scene),
+    objects=[dict(points [N, 6], bbox [4], label)])."""
     with open(osp.join(SAMPLE, 'sunrgbd_infos_val.pkl'), 'rb') as f:
         info = pickle.load(f)['data_list'][0]
     pts = np.fromfile(osp.join(SAMPLE, 'points', info['lidar_points']['lidar_path']), dtype=np.float32).reshape(-1, 6)
@@ -22,4 +23,4 @@ def scene():
                       channel_order='rgb')
     objects = [dict(points=pts[points_in_rbox(pts, inst['bbox_3d'])], bbox=np.asarray(inst['bbox'], np.float32),
                     label=inst['bbox_label_3d']) for inst in info['instances']]
-    return dict(depth2img=np.asarray(info['images']['CAM0']['depth2img']), img=img, objects=objects)
+    return dict(depth2img=np.asarray(info['images']['CAM0']['depth2img']), img=img, points=pts, objects=objects)

@@ -7,7 +7,7 @@ from gsclip_mm.gaussians.fitting import _logit, _reset_opacity, init_params, pad
 from gsclip_mm.gaussians.losses import photometric_loss
 from gsclip_mm.gaussians.rasterize import rasterize
 
-K = np.array([[40.0, 0, 19.5], [0, 40.0, 19.5], [0, 0, 1.0]])  # 40 x 40 image, camera looks along +z
+K = np.array([[40.0, 0, 20.5], [0, 40.0, 20.5], [0, 0, 1.0]])  # 40 x 40 image, along +z; SUN RGB-D (1-based) pixels
 
 
 def synthetic_object(n=48, seed=0, size=40):
