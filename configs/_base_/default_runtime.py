@@ -7,7 +7,7 @@ default_hooks = dict(
     param_scheduler=dict(type='ParamSchedulerHook'),
     # Keep the last 3 epoch checkpoints and the best by mean class accuracy.
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3,
-                    save_best='zero_shot/mean_acc', rule='greater'),
+                    save_best='zero_shot/overall_acc', rule='greater'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
 )
 

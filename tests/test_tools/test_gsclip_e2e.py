@@ -58,7 +58,7 @@ def test_fit_train_test(tiny):
     proc = run_tool([osp.join(ROOT, 'tools', 'train.py'), str(cfg), '--work-dir', str(work / 'run')], cwd=work)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-4000:]
-    assert 'zero_shot/mean_acc' in log and 'loss_text' in log and 'loss_img' in log
+    assert 'zero_shot/overall_acc' in log and 'loss_text' in log and 'loss_img' in log
 
     ckpt = work / 'run' / 'epoch_2.pth'
     state = torch.load(ckpt)['state_dict']
