@@ -30,6 +30,25 @@ from .categories import SUNRGBD_CLASSES
 from .utils import load_infos, load_points, points_in_rboxes
 
 
+def split_units(num: int, train_ratio: float, val_ratio: float, seed: int) -> np.ndarray:
+    """``[num]`` array of ``'train'`` / ``'val'`` / ``'test'``: a seeded 9:1-style cut, then val from train.
+
+    The first ``round(train_ratio * num)`` units of a permutation (seeded by
+    ``seed``) are training units, the rest test; of the training units, the
+    first ``round(val_ratio * n_train)`` of a second permutation (seeded by
+    ``seed + 1``) are validation units. The test units do not depend on
+    ``val_ratio``.
+    """
+    order = np.random.default_rng(seed).permutation(num)
+    n_train = int(round(train_ratio * num))
+    out = np.full(num, 'test', dtype=object)
+    train = order[:n_train]
+    out[train] = 'train'
+    n_val = int(round(val_ratio * n_train))
+    out[train[np.random.default_rng(seed + 1).permutation(n_train)[:n_val]]] = 'val'
+    return out
+
+
 def _get(d: Mapping, key_path: str, where: str):
     """``d['a']['b']`` for ``key_path='a.b'``; a KeyError naming the missing key and where."""
     node = d
@@ -61,15 +80,24 @@ class SUNRGBDObjectDataset(BaseDataset):
     orders the classes to keep (by name); objects of other classes are dropped
     and counted. A 37-class conversion passes ``ann_classes=<its 37 names>``.
 
-    Split. ``split=None`` keeps the infos' own split (the file is the split).
-    ``split='train'|'test'`` cuts one pool deterministically: a permutation of
-    all instances of the file (seeded by ``split_seed``) gives the first
-    ``round(split_ratio * n)`` to train and the rest to test. The cut is made
-    before any filtering, so train and test stay disjoint whatever
-    ``min_points`` or ``classes`` each side uses.
+    Split (paper section 5.1: the triples are divided 9:1 into training and
+    testing). ``split=None`` keeps the infos' own split (the file is the
+    split). ``split='train'|'val'|'test'`` cuts one pool deterministically:
+    a seeded permutation (``split_seed``) of the file's units gives the first
+    ``round(split_ratio * n)`` to training and the rest to ``'test'``; a
+    second seeded permutation of the training units holds out
+    ``round(val_ratio * n_train)`` of them as ``'val'`` (ours: what training
+    scores and picks checkpoints on, so the test split is touched only by
+    ``tools/test.py``); ``'train'`` is the rest. The unit is the scene
+    (``split_by='scene'``, the default: no scene on both sides, so no object
+    is tested on a room it was trained on) or the object (``'object'``, the
+    literal reading of the paper). The cut is made before any filtering, so
+    the splits stay disjoint whatever ``min_points`` or ``classes`` each
+    side uses.
 
     Filtering (counted and logged): objects of classes not kept, degenerate
     boxes (non-positive 3D size, or a 2D box with no area inside the image),
+    2D boxes with a side under ``min_box_side`` pixels inside the image,
     boxes with no points, and boxes with fewer than ``min_points`` points
     (counted per scene, all boxes at once, with the same test as
     ``LoadObjectPoints``).
@@ -91,10 +119,17 @@ class SUNRGBDObjectDataset(BaseDataset):
         data_prefix (dict): ``pts`` and ``img`` folders under ``data_root``.
         metainfo (dict, optional): ``classes`` to keep (see above).
         ann_classes (Sequence[str], optional): label space of the infos.
-        min_points (int): minimum number of points inside an object's box.
-        split (str, optional): ``'train'``, ``'test'`` or None.
-        split_ratio (float): share of the pool that goes to ``'train'``.
-        split_seed (int): seed of the split permutation.
+        min_points (int): minimum number of points inside an object's box
+            (the paper's first author's pipeline: 100 Gaussians, i.e. points).
+        min_box_side (float): minimum side in pixels of the 2D box inside the
+            image (his pipeline: 10); 0 keeps every box with area.
+        split (str, optional): ``'train'``, ``'val'``, ``'test'`` or None.
+        split_ratio (float): share of the units that go to training (train +
+            val); the paper: 0.9.
+        val_ratio (float): share of the training units held out as ``'val'``
+            (ours: 0.1).
+        split_by (str): ``'scene'`` (default) or ``'object'``.
+        split_seed (int): seed of the split permutations.
         backend_args (dict, optional): mmengine file backend arguments.
         **kwargs: the rest of ``BaseDataset``'s arguments (``pipeline``,
             ``test_mode``, ``indices``, ``lazy_init``, ...).
@@ -109,15 +144,22 @@ class SUNRGBDObjectDataset(BaseDataset):
                  metainfo: Optional[Mapping] = None,
                  ann_classes: Optional[Sequence[str]] = None,
                  min_points: int = 10,
+                 min_box_side: float = 0.0,
                  split: Optional[str] = None,
                  split_ratio: float = 0.9,
+                 val_ratio: float = 0.1,
+                 split_by: str = 'scene',
                  split_seed: int = 0,
                  backend_args: Optional[dict] = None,
                  **kwargs) -> None:
-        if split not in (None, 'train', 'test'):
-            raise ValueError(f"split must be None, 'train' or 'test', got {split!r}")
+        if split not in (None, 'train', 'val', 'test'):
+            raise ValueError(f"split must be None, 'train', 'val' or 'test', got {split!r}")
         if not 0.0 < split_ratio < 1.0:
             raise ValueError(f'split_ratio must be in (0, 1), got {split_ratio}')
+        if not 0.0 <= val_ratio < 1.0:
+            raise ValueError(f'val_ratio must be in [0, 1), got {val_ratio}')
+        if split_by not in ('scene', 'object'):
+            raise ValueError(f"split_by must be 'scene' or 'object', got {split_by!r}")
         if min_points < 1:
             raise ValueError(f'min_points must be >= 1, got {min_points}')
         for key in ('pts', 'img'):
@@ -126,8 +168,11 @@ class SUNRGBDObjectDataset(BaseDataset):
         self._user_classes = tuple(metainfo['classes']) if metainfo and 'classes' in metainfo else None
         self._ann_classes_arg = tuple(ann_classes) if ann_classes is not None else None
         self.min_points = int(min_points)
+        self.min_box_side = float(min_box_side)
         self.split = split
         self.split_ratio = float(split_ratio)
+        self.val_ratio = float(val_ratio)
+        self.split_by = split_by
         self.split_seed = int(split_seed)
         self.backend_args = backend_args
         self.filter_counts: dict = {}
@@ -160,8 +205,8 @@ class SUNRGBDObjectDataset(BaseDataset):
         label_map = {i: classes.index(c) if c in classes else -1 for i, c in enumerate(ann_classes)}
 
         keep_split = self._split_mask(raw_list)
-        counts = Counter({k: 0 for k in ('total', 'out_of_split', 'ignored_class', 'invalid_box', 'empty',
-                                         'too_few_points', 'unfittable')})
+        counts = Counter({k: 0 for k in ('total', 'out_of_split', 'ignored_class', 'invalid_box', 'small_box',
+                                         'empty', 'too_few_points', 'unfittable')})
         data_list, offset = [], 0
         for scene_idx, info in enumerate(raw_list):
             where = f'{self.ann_file}: data_list[{scene_idx}]'
@@ -177,7 +222,7 @@ class SUNRGBDObjectDataset(BaseDataset):
             f'SUNRGBDObjectDataset({self.ann_file}, split={self.split}): {len(raw_list)} scenes, '
             f'{counts["total"]} objects; kept {counts["kept"]}; dropped {counts["out_of_split"]} outside the '
             f'split, {counts["ignored_class"]} of classes not kept, {counts["invalid_box"]} with degenerate '
-            f'boxes, {counts["empty"]} with no points in the box, {counts["too_few_points"]} with fewer than '
+            f'boxes, {counts["small_box"]} with a 2D box side under {self.min_box_side:g} px, {counts["empty"]} with no points in the box, {counts["too_few_points"]} with fewer than '
             f'{self.min_points} points, {counts["unfittable"] if not self.test_mode else 0} unfittable. '
             f'Classes ({len(classes)}): {list(classes)}',
             logger='current', level=logging.INFO if data_list else logging.WARNING)
@@ -197,13 +242,13 @@ class SUNRGBDObjectDataset(BaseDataset):
     def _split_mask(self, raw_list: Sequence[Mapping]) -> np.ndarray:
         """``[num_instances]`` bool over all instances of the file, in file order: in the asked split."""
         sizes = [len(_get(info, 'instances', f'{self.ann_file}: data_list[{i}]')) for i, info in enumerate(raw_list)]
-        total = sum(sizes)
         if self.split is None:
-            return np.ones(total, dtype=bool)
-        perm = np.random.default_rng(self.split_seed).permutation(total)
-        train = np.zeros(total, dtype=bool)
-        train[perm[:int(round(self.split_ratio * total))]] = True
-        return train if self.split == 'train' else ~train
+            return np.ones(sum(sizes), dtype=bool)
+        units = len(sizes) if self.split_by == 'scene' else sum(sizes)
+        unit_split = split_units(units, self.split_ratio, self.val_ratio, self.split_seed)  # [units]
+        if self.split_by == 'scene':  # every object of a scene goes where its scene goes
+            unit_split = np.repeat(unit_split, sizes)
+        return unit_split == self.split
 
     def _parse_scene(self, info: Mapping, scene_idx: int, instances: Sequence[Mapping], in_split: np.ndarray,
                      label_map: dict, classes: Sequence[str], where: str, counts: Counter) -> List[dict]:
@@ -234,6 +279,9 @@ class SUNRGBDObjectDataset(BaseDataset):
                 cam = self._parse_camera(info, where)
             if not self._valid_boxes(bbox, bbox_3d, cam['img_shape']):
                 counts['invalid_box'] += 1
+                continue
+            if min(self._visible_box_size(bbox, cam['img_shape'])) < self.min_box_side:
+                counts['small_box'] += 1
                 continue
             candidates.append((j, label, bbox, bbox_3d))
         if not candidates:
@@ -334,14 +382,19 @@ class SUNRGBDObjectDataset(BaseDataset):
             depth2img=depth2img)
 
     @staticmethod
-    def _valid_boxes(bbox: np.ndarray, bbox_3d: np.ndarray, img_shape: tuple) -> bool:
-        """Finite boxes, positive 3D sizes, and a 2D box with area inside the image."""
-        if not (np.isfinite(bbox).all() and np.isfinite(bbox_3d).all() and (bbox_3d[3:6] > 0).all()):
-            return False
+    def _visible_box_size(bbox: np.ndarray, img_shape: tuple) -> Tuple[float, float]:
+        """(width, height) in pixels of the part of the 2D box inside the image (<= 0: none)."""
         h, w = img_shape
         x1, x2 = np.clip(bbox[[0, 2]], 0, w)
         y1, y2 = np.clip(bbox[[1, 3]], 0, h)
-        return bool(x2 > x1 and y2 > y1)
+        return float(x2 - x1), float(y2 - y1)
+
+    @classmethod
+    def _valid_boxes(cls, bbox: np.ndarray, bbox_3d: np.ndarray, img_shape: tuple) -> bool:
+        """Finite boxes, positive 3D sizes, and a 2D box with area inside the image."""
+        if not (np.isfinite(bbox).all() and np.isfinite(bbox_3d).all() and (bbox_3d[3:6] > 0).all()):
+            return False
+        return min(cls._visible_box_size(bbox, img_shape)) > 0
 
     def _serialize_data(self) -> Tuple[np.ndarray, np.ndarray]:
         """MMEngine's, except that an empty object list (everything filtered) gives empty buffers."""

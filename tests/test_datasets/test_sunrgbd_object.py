@@ -84,8 +84,11 @@ def test_real_scene_objects_and_keys():
     assert (by_name['bed']['gt_label'], by_name['bed']['instance_idx']) == (0, 1)
     assert (by_name['night_stand']['gt_label'], by_name['night_stand']['instance_idx']) == (7, 0)
     assert ds.get_cat_ids(0) == [infos[0]['gt_label']]
-    assert ds.filter_counts == dict(total=2, kept=2, out_of_split=0, ignored_class=0, invalid_box=0, empty=0,
-                                    too_few_points=0, unfittable=0)
+    assert ds.filter_counts == dict(total=2, kept=2, out_of_split=0, ignored_class=0, invalid_box=0, small_box=0,
+                                    empty=0, too_few_points=0, unfittable=0)
+    # the first author's filter: the night stand's box is 132 x 128 px, the bed's 461 x 374 px
+    small = build(min_box_side=200)
+    assert len(small) == 1 and small[0]['class_name'] == 'bed' and small.filter_counts['small_box'] == 1
     # the content hashes: of the image file's bytes, and of exactly what LoadObjectPoints gives
     with open(infos[0]['img_path'], 'rb') as f:
         assert infos[0]['img_sha256'] == infos[1]['img_sha256'] == hashlib.sha256(f.read()).hexdigest()
@@ -178,22 +181,28 @@ def test_class_subset_and_ann_classes(tmp_path):
         build_pool(write_infos(tmp_path, infos, 'c.pkl'))
 
 
-def test_split_deterministic_disjoint_9_to_1(tmp_path):
-    ann = pool(tmp_path, [0, 7] * 10)  # 10 scenes (sample_idx 0..9), 20 objects
+def test_split_by_scene_9_to_1_with_val_from_train(tmp_path):
+    ann = pool(tmp_path, [0, 7] * 10)  # 10 scenes (sample_idx 0..9), 2 objects each
 
     def objects(split, seed=3, **kwargs):
         ds = build_pool(ann, split=split, split_seed=seed, **kwargs)
         return [(ds[i]['sample_idx'], ds[i]['instance_idx']) for i in range(len(ds))]
 
-    train, test = objects('train'), objects('test')
-    assert len(train) == 18 and len(test) == 2
+    train, val, test = objects('train'), objects('val'), objects('test')
+    # 9:1 by scene: 9 training scenes (1 of them held out as val), 1 test scene
+    assert (len(train), len(val), len(test)) == (16, 2, 2)
+    scenes = [{s for s, _ in split} for split in (train, val, test)]
+    assert not (scenes[0] & scenes[1] or scenes[0] & scenes[2] or scenes[1] & scenes[2])  # no scene on two sides
+    assert set(train) | set(val) | set(test) == {(s, j) for s in range(10) for j in range(2)}
     assert objects('train') == train and objects('test') == test  # deterministic
-    assert not set(train) & set(test)
-    assert set(train) | set(test) == {(s, j) for s in range(10) for j in range(2)}
+    assert objects('test', val_ratio=0.3) == test  # the test split does not depend on the val share
     assert objects('test', seed=4) != test
     # The cut comes before filtering: stricter min_points keeps a subset of the same split.
     strict = objects('train', min_points=1000)  # only beds (instance 1, 18117 points) pass
     assert strict == [o for o in train if o[1] == 1]
+    # The literal reading, by object: 18 training objects, 2 test objects, scenes may be shared.
+    by_obj = [objects(split, split_by='object', val_ratio=0.0) for split in ('train', 'val', 'test')]
+    assert [len(o) for o in by_obj] == [18, 0, 2] and not set(by_obj[0]) & set(by_obj[2])
 
 
 def test_class_balanced_dataset_evens_out(tmp_path):
@@ -278,6 +287,10 @@ def test_missing_or_broken_files_are_named(tmp_path):
 
 def test_bad_arguments():
     with pytest.raises(ValueError, match='split'):
-        build(split='val')
+        build(split='validation')
+    with pytest.raises(ValueError, match='split_by'):
+        build(split='train', split_by='room')
+    with pytest.raises(ValueError, match='val_ratio'):
+        build(split='train', val_ratio=1.0)
     with pytest.raises(ValueError, match='split_ratio'):
         build(split='train', split_ratio=1.0)
