@@ -27,6 +27,9 @@ REQUIRED_VERSIONS: Dict[str, str] = {
     # Private gsplat.cuda._torch_impl functions with batch dimensions ([..., N, 3] means,
     # [..., C, 4, 4] viewmats, [..., N, 2] radii) exist from 1.5.3; private, so below the next major.
     'gsplat': '>=1.5.3,<2',
+    # scipy.io.loadmat(path, variable_names=[...]) reads SUN RGB-D's MATLAB v5 depth files (the SUN RGB-D
+    # converter); the call is older than 1.5, the first release with Python 3.9 wheels (python_requires).
+    'scipy': '>=1.5',
     'trimesh': '>=3.20',
 }
 

@@ -58,6 +58,16 @@ def test_open_clip_2_is_refused(monkeypatch):
         deps.check_dependencies()
 
 
+def test_scipy_is_checked(monkeypatch):
+    """The SUN RGB-D converter reads .mat files with scipy: a missing or too-old scipy fails at import."""
+    fake_versions(monkeypatch, {'scipy': '1.4.1'})
+    with pytest.raises(ImportError, match=r'scipy 1\.4\.1 .*scipy>=1\.5'):
+        deps.check_dependencies()
+    fake_versions(monkeypatch, {'scipy': None})
+    with pytest.raises(ImportError, match='scipy is not installed'):
+        deps.check_dependencies()
+
+
 def test_missing_distribution_is_refused(monkeypatch):
     fake_versions(monkeypatch, {'gsplat': None})
     with pytest.raises(ImportError, match='gsplat is not installed'):
