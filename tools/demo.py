@@ -3,7 +3,7 @@
 Stages, each a tool of its own with its own progress bar, each skipped when
 its output is already there (so a second ``make demo`` is quick):
 
-1. ``tools/make_synthetic_sunrgbd.py``: synthetic scenes in mmdetection3d's layout;
+1. ``tools/dataset_converters/make_synthetic_sunrgbd.py``: synthetic scenes in mmdetection3d's layout;
 2. ``tools/fit_gaussians.py``: fit every object's Gaussians (cached, resumable);
 3. ``tools/train.py``: train the synthetic GS-CLIP config;
 4. ``tools/test.py``: zero-shot test of the last checkpoint, printing the table.
@@ -22,6 +22,9 @@ from mmengine.config import Config
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEFAULT_CFG = osp.join(ROOT, 'configs', 'gsclip', 'pointnet2_gaf_synthetic.py')
+# The stages' tools, relative to ROOT (run as commands: no tool imports another).
+GENERATE, FIT, TRAIN, TEST = ('tools/dataset_converters/make_synthetic_sunrgbd.py', 'tools/fit_gaussians.py',
+                              'tools/train.py', 'tools/test.py')
 
 
 def parse_args():
@@ -49,21 +52,21 @@ def main():
     # The synthetic set goes where the config's test split reads it from.
     data_root = osp.join(ROOT, Config.fromfile(args.config).test_dataloader.dataset.data_root)
     if not all(osp.isfile(osp.join(data_root, f'sunrgbd_infos_{s}.pkl')) for s in ('train', 'val')):
-        cmd = [py, 'tools/make_synthetic_sunrgbd.py', '--out-dir', data_root, '--seed', str(args.seed),
+        cmd = [py, GENERATE, '--out-dir', data_root, '--seed', str(args.seed),
                '--num-scenes', str(args.num_scenes), '--val-ratio', str(args.val_ratio), '--workers', '2']
         stage('1/4 generate synthetic SUN RGB-D', cmd)
     else:
         print(f'=== 1/4 synthetic SUN RGB-D already in {data_root} ===')
     # Unfittable objects (recorded, then skipped in training and scored as misses in testing) do not stop
     # the demo unless they are more than 5% of the objects.
-    stage('2/4 fit Gaussians', [py, 'tools/fit_gaussians.py', args.config, '--batch-size', '16',
+    stage('2/4 fit Gaussians', [py, FIT, args.config, '--batch-size', '16',
                                 '--allow-failures', '0.05'])
     last = osp.join(args.work_dir, 'last_checkpoint')
-    stage('3/4 train', [py, 'tools/train.py', args.config, '--work-dir', args.work_dir, '--resume'])
+    stage('3/4 train', [py, TRAIN, args.config, '--work-dir', args.work_dir, '--resume'])
     with open(last) as f:
         ckpt = f.read().strip()
     stage('4/4 zero-shot test', [
-        py, 'tools/test.py', args.config, ckpt, '--work-dir', args.work_dir, '--out',
+        py, TEST, args.config, ckpt, '--work-dir', args.work_dir, '--out',
         osp.join(args.work_dir, 'predictions.pkl')
     ])
     print(f'\nPredictions: {osp.join(args.work_dir, "predictions.pkl")}; logs: {args.work_dir}')

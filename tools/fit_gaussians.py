@@ -21,35 +21,33 @@ object failed (``--allow-failures FRACTION`` accepts up to that share), 0
 otherwise, also when the summary cannot be written (a read-only cache: a
 warning says so).
 """
-import argparse
-import copy
-import json
-import logging
-import math
-import os
-import sys
-import time
-from collections import Counter
+if __name__ == '__main__':  # first, before anything imports torch: see gsclip_mm/utils/cpu_tuning.py
+    import runpy
+    from importlib.util import find_spec
+    runpy.run_path(f"{find_spec('gsclip_mm').submodule_search_locations[0]}/utils/cpu_tuning.py")['tune_cpu']()
 
-# Threads sleep at OpenMP barriers instead of spinning: on a shared CPU a
-# spinning thread whose partner is descheduled wastes its slice (must be set
-# before torch loads libgomp; an explicit setting wins).
-os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
+import argparse  # noqa: E402
+import copy  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import math  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from collections import Counter  # noqa: E402
 
 import torch  # noqa: E402
-from mmcv.transforms import Compose
-from mmengine import dist
-from mmengine.config import Config, DictAction
-from mmengine.logging import print_log
-from mmengine.registry import init_default_scope
+from mmcv.transforms import Compose  # noqa: E402
+from mmengine import dist  # noqa: E402
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.logging import print_log  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-import gsclip_mm  # noqa: F401  (fills the registries)
-from gsclip_mm.gaussians import fit_batch, prepare_fit_input
-from gsclip_mm.registry import DATASETS, TRANSFORMS
-from gsclip_mm.utils import atomic_write, init_gloo_from_torchrun, tune_glibc_malloc
-
-SPLITS = dict(train='train_dataloader', val='val_dataloader', test='test_dataloader')
+import gsclip_mm  # noqa: F401,E402  (fills the registries)
+from gsclip_mm.gaussians import fit_batch, prepare_fit_input  # noqa: E402
+from gsclip_mm.registry import DATASETS, TRANSFORMS  # noqa: E402
+from gsclip_mm.utils import atomic_write, init_gloo_from_torchrun  # noqa: E402
+from gsclip_mm.utils.config_utils import SPLITS, fitting_configs, load_config  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -72,31 +70,14 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def unwrap_dataset(cfg: dict) -> dict:
-    """The innermost dataset config (through wrappers such as ClassBalancedDataset / RepeatDataset)."""
-    while 'dataset' in cfg and isinstance(cfg['dataset'], dict):
-        cfg = cfg['dataset']
-    return cfg
-
-
-def split_pipeline(pipeline, where: str):
-    """(transforms before FitGaussians, the FitGaussians config); raises if there is none."""
-    for i, t in enumerate(pipeline):
-        if str(t.get('type', '')).split('.')[-1] == 'FitGaussians':
-            return list(pipeline[:i]), copy.deepcopy(dict(t))
-    raise ValueError(f'{where}: its pipeline has no FitGaussians step: nothing to fit')
-
-
 def collect_jobs(cfg: Config, splits, args):
     """[(name, dataset config without pipeline, pre-transforms, FitGaussians config)], duplicates dropped."""
     jobs, seen = [], set()
     for split in splits:
-        loader = cfg.get(SPLITS[split])
-        if not loader:
+        configs = fitting_configs(cfg, split)
+        if configs is None:
             continue
-        ds_cfg = unwrap_dataset(copy.deepcopy(loader['dataset'].to_dict() if hasattr(loader['dataset'], 'to_dict')
-                                              else dict(loader['dataset'])))
-        pre, fit_cfg = split_pipeline(ds_cfg.pop('pipeline', []), f'{SPLITS[split]}.dataset')
+        ds_cfg, pre, fit_cfg = configs
         if args.cache_dir:
             fit_cfg['cache_dir'] = args.cache_dir
         fit_cfg.update(args.fit_options)
@@ -278,10 +259,7 @@ def exit_code(summary, allow_failures: float) -> int:
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    init_default_scope('gsclip_mm')
+    cfg = load_config(args.config, args.cfg_options)
     if args.launcher == 'pytorch':
         if torch.cuda.is_available():
             dist.init_dist('pytorch', backend='nccl')
@@ -289,8 +267,6 @@ def main(argv=None):
             init_gloo_from_torchrun()
     rank, world = dist.get_rank(), dist.get_world_size()
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    if device == 'cpu':
-        tune_glibc_malloc()
     if device.startswith('cuda') and world > 1:
         device = f'cuda:{int(os.environ.get("LOCAL_RANK", 0))}'
     jobs = collect_jobs(cfg, args.splits, args)

@@ -6,20 +6,21 @@ under the no-GAF config) would otherwise be scored with partly random weights.
 Objects the dataset could not fit count as misses and are reported by the
 metric; they are not an error (exit status 0).
 """
-import argparse
-import os
-import os.path as osp
+if __name__ == '__main__':  # first, before anything imports torch: see gsclip_mm/utils/cpu_tuning.py
+    import runpy
+    from importlib.util import find_spec
+    runpy.run_path(f"{find_spec('gsclip_mm').submodule_search_locations[0]}/utils/cpu_tuning.py")['tune_cpu']()
 
-# Sleep, don't spin, at OpenMP barriers (before torch loads libgomp; see
-# gsclip_mm/utils/cpu_tuning.py). An explicit setting wins.
-os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
+import argparse  # noqa: E402
+import os  # noqa: E402
+import os.path as osp  # noqa: E402
 
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.evaluator import DumpResults  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import gsclip_mm  # noqa: F401,E402  (fills the registries, allow-lists checkpoint types)
-from gsclip_mm.utils import setup_cpu_distributed, teardown_distributed, tune_glibc_malloc  # noqa: E402
+from gsclip_mm.utils import setup_cpu_distributed, teardown_distributed  # noqa: E402
 
 
 def parse_args():
@@ -97,7 +98,6 @@ def main():
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
     cfg = setup_cpu_distributed(cfg)
-    tune_glibc_malloc()  # faster CPU steps; harmless on GPU runs
     runner = Runner.from_cfg(cfg)
     if not args.non_strict:
         load_strictly(runner, args.config)

@@ -15,6 +15,7 @@ _points = [
 train_dataloader = dict(dataset=dict(dataset=dict(pipeline=[
     *_points,
     dict(type='RandomGaussianAugment', rot_range=(-3.1416, 3.1416), scale_range=(0.8, 1.2), jitter_std=0.01),
+    {{_base_.clip_image_embedding}},  # the crops' CLIP image embeddings (image loss)
     dict(type='PackGSCLIPInputs'),
 ])))
 val_dataloader = dict(dataset=dict(pipeline=[*_points, dict(type='PackGSCLIPInputs')]))

@@ -6,3 +6,8 @@ _base_ = [
     '../_base_/schedules/adamw_cosine.py',
     '../_base_/default_runtime.py',
 ]
+# The training crops' CLIP image embeddings, from the head's CLIP (the model config's
+# `clip` settings), loaded just before PackGSCLIPInputs.
+clip_image_embedding = dict(_base_.clip_image_embedding, **_base_.clip)
+train_pipeline = [*_base_.train_pipeline[:-1], clip_image_embedding, _base_.train_pipeline[-1]]
+train_dataloader = dict(dataset=dict(dataset=dict(pipeline=train_pipeline)))

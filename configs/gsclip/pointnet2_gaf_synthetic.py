@@ -8,6 +8,8 @@ _base_ = [
     '../_base_/default_runtime.py',
 ]
 
+# The CLIP, named once: read by the head and by the training pipeline's image-embedding step.
+clip = dict(model_name='GSCLIP-Tiny-64', pretrained=None, clip_seed=0)
 model = dict(
     # with_size: the object's radius before unit-sphere normalisation enters as
     # a feature (the synthetic furniture, like real rooms, differs in size:
@@ -15,14 +17,15 @@ model = dict(
     # pointnet2_gaf_synthetic_no-size.py (docs/results.md).
     backbone=dict(embed_dims=128, with_size=True),
     head=dict(
-        model_name='GSCLIP-Tiny-64',
-        pretrained=None,
-        clip_seed=0,
+        **clip,
         # An untrained text tower maps every prompt of a template to nearly the
         # same vector (class names differ by one token): bare class names keep
         # the 10 class embeddings apart (mean pairwise cosine 0.69 vs 0.95).
-        templates=('{}', ),
-        img_cache_dir='data/synthetic_sunrgbd/clip_image_cache'))
+        templates=('{}', )))
+# The training crops' CLIP image embeddings, loaded just before PackGSCLIPInputs.
+clip_image_embedding = dict(_base_.clip_image_embedding, **clip)
+train_pipeline = [*_base_.train_pipeline[:-1], clip_image_embedding, _base_.train_pipeline[-1]]
+train_dataloader = dict(dataset=dict(dataset=dict(pipeline=train_pipeline)))
 
 max_epochs = 20
 param_scheduler = [

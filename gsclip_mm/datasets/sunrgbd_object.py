@@ -1,7 +1,8 @@
 """One sample per annotated object of SUN RGB-D scenes, from mmdetection3d's converted layout.
 
-The layout is what ``tools/create_data.py sunrgbd`` of mmdetection3d writes (and
-what ``tools/make_synthetic_sunrgbd.py`` writes too)::
+The layout is what ``tools/create_data.py sunrgbd`` of mmdetection3d writes, and
+what our ``tools/dataset_converters/sunrgbd_converter.py`` (every object, 37
+classes) and ``tools/dataset_converters/make_synthetic_sunrgbd.py`` write::
 
     data_root/
         sunrgbd_infos_{train,val}.pkl       # {'metainfo', 'data_list'}

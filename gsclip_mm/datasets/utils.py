@@ -26,18 +26,25 @@ from gsclip_mm.utils.safe_pickle import ForbiddenGlobalError, restricted_loads
 def points_in_rboxes(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """Which points lie inside which rotated 3D boxes (faces included).
 
+    The one points-in-box test of the package: the dataset's point counts, the
+    object points of ``LoadObjectPoints`` and the synthetic scenes' annotations
+    all come from it, so they agree exactly.
+
     Args:
         points: ``[N, >=3]`` points, xyz in the first three columns.
-        boxes: ``[B, 7]`` boxes ``x y z dx dy dz yaw`` (centre, full sizes,
-            counter-clockwise yaw about +z).
+        boxes: ``[B, 7]`` boxes, or one box ``[7]``: ``x y z dx dy dz yaw``
+            (centre, full sizes, counter-clockwise yaw about +z).
 
     Returns:
-        ``[B, N]`` bool mask.
+        ``[B, N]`` bool mask, or ``[N]`` for one box ``[7]``.
     """
+    boxes = np.asarray(boxes, dtype=np.float64)
     assert points.ndim == 2 and points.shape[1] >= 3, f'points must be [N, >=3], got {points.shape}'
-    assert boxes.ndim == 2 and boxes.shape[1] == 7, f'boxes must be [B, 7], got {boxes.shape}'
+    assert boxes.shape == (7, ) or (boxes.ndim == 2 and boxes.shape[1] == 7), \
+        f'boxes must be [B, 7] or [7], got {boxes.shape}'
+    one_box = boxes.ndim == 1
+    boxes = boxes.reshape(-1, 7)  # [B, 7]
     xyz = points[:, :3]  # [N, 3]
-    boxes = np.asarray(boxes, dtype=np.float64)  # [B, 7]
     cos, sin = np.cos(boxes[:, 6]), np.sin(boxes[:, 6])  # [B]
     half = boxes[:, 3:6] / 2  # [B, 3]
     # Cheap pre-filter: the axis-aligned box around each rotated box, widened by 1 mm so that
@@ -57,12 +64,7 @@ def points_in_rboxes(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     inside = ((np.abs(local_x) <= half[b, 0]) & (np.abs(local_y) <= half[b, 1]) & (np.abs(d[:, 2]) <= half[b, 2]))
     mask = np.zeros_like(near)
     mask[b[inside], n[inside]] = True
-    return mask
-
-
-def points_in_rbox(points: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """``points_in_rboxes`` for one box: ``[N, >=3]``, ``[7]`` -> ``[N]`` bool."""
-    return points_in_rboxes(points, np.asarray(box).reshape(1, 7))[0]
+    return mask[0] if one_box else mask
 
 
 def _read_bytes(path: str, what: str, backend_args: Optional[dict] = None) -> bytes:

@@ -1,5 +1,5 @@
 """Functional kernels for lifting points to 3D Gaussians: cameras, rasterisers, fitting, PLY I/O, cache."""
-from .cache import GaussianCache, atomic_write, cache_key, file_sha256, points_sha256
+from .cache import GaussianCache, cache_key, file_sha256, points_sha256
 from .camera import FitInputError, crop_intrinsics, decompose_depth2img
 from .fitting import (FitInput, FitResult, FitSettings, fit_batch, fit_gaussians, init_gaussians, knn_scales,
                       prepare_fit_input, render_gaussians)
@@ -9,7 +9,8 @@ from .ply import PLYError, gaussians_to_ply, ply_to_gaussians
 from .rasterize import project_gaussians, rasterize, rasterize_dense, rasterize_tiles
 
 __all__ = [
-    'GaussianCache', 'atomic_write', 'cache_key', 'file_sha256', 'points_sha256', 'FitInputError', 'crop_intrinsics', 'decompose_depth2img',
+    'GaussianCache', 'cache_key', 'file_sha256', 'points_sha256', 'FitInputError', 'crop_intrinsics',
+    'decompose_depth2img',
     'FitInput', 'FitResult', 'FitSettings', 'fit_batch', 'fit_gaussians', 'init_gaussians', 'knn_scales',
     'prepare_fit_input', 'render_gaussians', 'photometric_loss', 'psnr', 'ssim', 'PLYError', 'gaussians_to_ply',
     'ply_to_gaussians',

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from gsclip_mm.models.ops import knn
 from gsclip_mm.structures import GS_DIM, GS_OPACITY, GS_QUAT, GS_RGB, GS_SCALE, GS_XYZ
 from .camera import SUNRGBD_PIXEL_OFFSET, FitInputError, crop_intrinsics, decompose_depth2img, viewmat_from_rotation
 from .losses import photometric_loss
@@ -111,20 +112,36 @@ class FitResult:
     extra: dict = field(default_factory=dict)
 
 
-def knn_scales(xyz: torch.Tensor, k: int = 3, chunk: int = 2048) -> torch.Tensor:
-    """RMS distance of each point to its k nearest neighbours, [N]; xyz [N, 3], N >= 2."""
+def knn_scales(xyz: torch.Tensor, k: int = 3) -> torch.Tensor:
+    """Initial Gaussian scale of each point: RMS distance to its k nearest other points (3DGS's init).
+
+    Neighbours come from :func:`gsclip_mm.models.ops.knn`. The point itself
+    is not its own neighbour; a duplicate of it (another point at distance 0)
+    is. A point whose k nearest are all duplicates would get scale 0 and gets
+    the smallest positive scale of the cloud instead (1e-3 when all points
+    coincide). With fewer than k other points, all N - 1 are used.
+
+    Args:
+        xyz (Tensor): ``[N, 3]`` positions, N >= 2.
+        k (int): neighbours per point.
+
+    Returns:
+        Tensor: ``[N]`` scales, > 0.
+    """
     N = xyz.shape[0]
-    assert xyz.shape == (N, 3) and N >= 2, xyz.shape
+    assert xyz.shape == (N, 3) and N >= 2, f'xyz must be [N >= 2, 3], got {tuple(xyz.shape)}'
     k = min(k, N - 1)
-    out = []
-    for i in range(0, N, chunk):  # chunks bound the [chunk, N] distance matrix
-        d2 = torch.cdist(xyz[i:i + chunk], xyz, compute_mode='donot_use_mm_for_euclid_dist').square()
-        d2[torch.arange(d2.shape[0]), torch.arange(i, i + d2.shape[0])] = float('inf')  # not itself
-        out.append(d2.topk(k, largest=False).values.mean(1).sqrt())
-    scales = torch.cat(out)
+    idx = knn(k + 1, xyz[None], xyz[None])[0]  # [N, k + 1]: the point itself among them (distance 0)
+    # Distances measured with torch.cdist, as before this used the kNN op, so that fits keep their
+    # bytes: the op's sum of squares and cdist's squared norm differ by an ulp in ~10% of points.
+    d2 = torch.cdist(xyz[:, None], xyz[idx], compute_mode='donot_use_mm_for_euclid_dist')[:, 0].square()  # [N, k+1]
+    # Self is a 0 and no distance is below 0, so dropping the smallest value drops self, or a
+    # duplicate in its place, which leaves the same values.
+    d2 = d2.sort(dim=1).values[:, 1:]  # [N, k]
+    scales = d2.mean(1).sqrt()  # [N]
     positive = scales[scales > 0]
     floor = positive.min() if positive.numel() else torch.tensor(1e-3)
-    return scales.clamp_min(floor)  # duplicate points would give a zero scale
+    return scales.clamp_min(floor)
 
 
 def init_gaussians(xyz: np.ndarray, rgb: np.ndarray, init_opacity: float = 0.1, knn: int = 3) -> np.ndarray:

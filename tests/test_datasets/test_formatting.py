@@ -1,4 +1,4 @@
-"""PackGSCLIPInputs on hand-made Gaussians and an image crop."""
+"""PackGSCLIPInputs on hand-made Gaussians, a CLIP image embedding and an image crop."""
 import numpy as np
 import pytest
 import torch
@@ -18,15 +18,19 @@ def results(**extra):
 
 
 def test_pack_inputs_and_data_sample():
-    r = results()
+    embed = np.array([0.6, 0.0, 0.8], np.float32)
+    r = results(img_embed=embed, img_embed_clip='GSCLIP-Tiny-64|random(seed=0)')
     out = TRANSFORMS.build(dict(type='PackGSCLIPInputs'))(r)
     assert set(out) == {'inputs', 'data_samples'}
-    gs, img = out['inputs']['gaussians'], out['inputs']['img']
+    assert set(out['inputs']) == {'gaussians', 'img_embed', 'norm_scale'}  # the model takes no image
+    gs, e = out['inputs']['gaussians'], out['inputs']['img_embed']
     assert gs.dtype == torch.float32 and gs.shape == (5, GS_DIM)
     torch.testing.assert_close(gs, torch.from_numpy(r['gaussians']).float())
-    assert img.dtype == torch.uint8 and img.shape == (3, 4, 6)
-    assert img[2, 3, 1].item() == r['img_crop'][3, 1, 2]  # [c, y, x] <- [y, x, c]
+    assert e.dtype == torch.float32 and e.tolist() == pytest.approx([0.6, 0.0, 0.8])
+    e[0] = 5.0
+    assert embed[0] == np.float32(0.6)  # a copy: a cached embedding is never written through the batch
     ds = out['data_samples']
+    assert ds.img_embed_clip == 'GSCLIP-Tiny-64|random(seed=0)'
     assert isinstance(ds, GSCLIPDataSample)
     assert ds.gt_label.dtype == torch.long and ds.gt_label.tolist() == [7]
     meta = ds.metainfo
@@ -38,11 +42,12 @@ def test_pack_inputs_and_data_sample():
     assert out['inputs']['norm_scale'].tolist() == [1.5]
 
 
-def test_pack_points_only_pipeline_has_no_img():
-    r = results()
-    del r['img_crop'], r['norm_scale']
+def test_pack_without_image_embedding_has_gaussians_only():
+    r = results()  # an image crop but no img_embed (e.g. the no-image-loss ablation)
+    del r['norm_scale']
     out = TRANSFORMS.build(dict(type='PackGSCLIPInputs'))(r)
     assert set(out['inputs']) == {'gaussians'}
+    assert 'img_embed_clip' not in out['data_samples']
 
 
 def test_pack_bad_input():
@@ -53,3 +58,7 @@ def test_pack_bad_input():
         pack(results(gaussians=np.zeros((0, 14), np.float32)))
     with pytest.raises(ValueError, match='img_crop'):
         pack(results(img_crop=np.zeros((4, 6, 3), np.float32)))
+    with pytest.raises(ValueError, match=r'img_embed must be a finite \[D\] vector, got shape \(2, 3\)'):
+        pack(results(img_embed=np.zeros((2, 3), np.float32)))
+    with pytest.raises(ValueError, match='img_embed must be a finite'):
+        pack(results(img_embed=np.array([np.nan, 1.0], np.float32)))

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from gsclip_mm.datasets.transforms.processing import farthest_point_sample, quat_multiply
+from gsclip_mm.datasets.transforms.processing import quat_multiply
 from gsclip_mm.registry import TRANSFORMS
 from gsclip_mm.structures import GS_DIM, GS_OPACITY, GS_QUAT, GS_RGB, GS_SCALE, GS_XYZ
 
@@ -45,18 +45,38 @@ def rot_z(theta):
 
 
 # ---------------------------------------------------------------- sampling
+def fps_order(xyz, num):
+    """Rows SampleGaussians(method='fps') picks from ``xyz`` ``[N, 3]``, in order (a column carries the row index)."""
+    pts = np.concatenate([xyz, np.arange(len(xyz), dtype=xyz.dtype)[:, None]], 1)  # [N, 4]
+    out = TRANSFORMS.build(dict(type='SampleGaussians', num_points=num, key='points'))(dict(points=pts))['points']
+    return out[:, 3].astype(int).tolist()
+
+
 def test_fps_five_points():
-    np.testing.assert_array_equal(farthest_point_sample(FIVE, 3), [0, 1, 2])
-    np.testing.assert_array_equal(farthest_point_sample(FIVE, 5), [0, 1, 2, 4, 3])
+    assert fps_order(FIVE, 3) == [0, 1, 2]
+    assert fps_order(FIVE, 5) == [0, 1, 2, 4, 3]
 
 
-def test_fps_matches_naive_reference():
-    xyz = np.random.default_rng(0).normal(size=(200, 3)).astype(np.float32)
+def test_fps_matches_naive_float64_reference():
+    """The order of the former numpy sampler: float64 distances, first point first, lowest row among ties."""
+    rng = np.random.default_rng(0)
+    xyz = rng.normal(size=(200, 3)).astype(np.float32)
+    xyz[100:110] = xyz[50]  # 11 copies of one position: 190 distinct positions
     picked = [0]
-    for _ in range(19):  # naive: distance of every point to every picked point, each step
+    for _ in range(199):  # naive: distance of every point to every picked point, each step
         d = ((xyz[:, None].astype(np.float64) - xyz[picked][None]) ** 2).sum(-1).min(1)
-        picked.append(int(np.argmax(d)))
-    np.testing.assert_array_equal(farthest_point_sample(xyz, 20), picked)
+        picked.append(int(np.argmax(d)))  # np.argmax: the first (lowest) row among equal maxima
+    assert fps_order(xyz, 200) == picked
+    # After the 190 distinct positions every row is at distance 0: a tie that row 0 wins (as in mmcv's kernel).
+    assert len(set(picked[:190])) == 190 and picked[190:] == [0] * 10
+
+
+def test_fps_distances_in_float64():
+    """Row 2 is farther from row 0 than row 1 by 4.8e-8 (0.6f^2 + 0.8f^2 = 1 + 4.8e-8 in float64), which
+    float32 rounds to a tie that row 1 would win: the transform must measure in float64, as it always has."""
+    xyz = np.array([[0, 0, 0], [1, 0, 0], [0.6, 0.8, 0]], np.float32)
+    assert np.float32(xyz[2, 0]) ** 2 + np.float32(xyz[2, 1]) ** 2 == np.float32(1)  # the float32 tie
+    assert fps_order(xyz, 2) == [0, 2]
 
 
 def test_sample_gaussians_fps_and_padding():

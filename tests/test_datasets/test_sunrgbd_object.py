@@ -131,7 +131,7 @@ def test_load_object_image_rgb_and_crop():
     np.testing.assert_array_equal(res['img_crop'], bgr[233:361, 54:188, ::-1])
 
 
-def test_full_pipeline_packs_gaussians_and_crop():
+def test_full_pipeline_packs_gaussians_and_the_crop_identity():
 
     def points_to_gaussians(results):  # stand-in for PointsToGaussians: identity rotation, fixed scale
         pts = results['points']
@@ -148,7 +148,9 @@ def test_full_pipeline_packs_gaussians_and_crop():
     assert out['inputs']['gaussians'].shape == (64, GS_DIM)
     radius = out['inputs']['gaussians'][:, GS_XYZ].norm(dim=1)
     assert abs(radius.max().item() - 1) < 1e-5
-    assert tuple(out['inputs']['img'].shape) == (3, 128, 134)  # the night stand's crop
+    # the crop reaches the model as a CLIP embedding (LoadCLIPImageEmbedding, tests/test_datasets/test_clip_image.py),
+    # never as pixels: the pack names it by its content
+    assert 'img' not in out['inputs']
     ds_meta = out['data_samples'].metainfo
     assert ds_meta['class_name'] == 'night_stand' and ds_meta['sample_idx'] == 17 and ds_meta['instance_idx'] == 0
     assert ds_meta['crop_key'].endswith('000017.jpg|54.95,233.09,187.01,360.72')

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 
 from gsclip_mm.datasets.synthetic import (CLASSES, generate_scene,
-                                          plan_scenes, points_in_box,
-                                          split_scenes)
+                                          plan_scenes, split_scenes)
 from gsclip_mm.datasets.synthetic.render import backproject, rasterize
 from gsclip_mm.datasets.synthetic.scene import AXES
+from gsclip_mm.datasets.utils import points_in_rboxes
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SAMPLE = osp.join(REPO, 'tests', 'data', 'sunrgbd_sample')
-sys.path.insert(0, osp.join(REPO, 'tools'))
+sys.path.insert(0, osp.join(REPO, 'tools', 'dataset_converters'))
 import make_synthetic_sunrgbd  # noqa: E402
 
 H, W = 120, 160  # small images keep the tests fast
@@ -41,27 +41,6 @@ def _structure(x):
         return ['list', len(x) if x and not isinstance(x[0], dict) else None,
                 _structure(x[0]) if x else None]
     return type(x).__name__
-
-
-def test_points_in_box_yaw_convention():
-    # box 2 x 1 x 1 at the origin turned +90 degrees: its long side is y
-    b = np.array([0, 0, 0, 2.0, 1.0, 1.0, np.pi / 2])
-    pts = np.array([[0, 0.9, 0], [0.9, 0, 0], [0.4, -0.95, 0.45],
-                    [0, 0, 0.55]])
-    assert points_in_box(pts, b).tolist() == [True, False, True, False]
-
-
-@pytest.mark.skipif(not osp.isdir(SAMPLE), reason='no real sample')
-def test_points_in_box_on_real_scene():
-    # the real bed of scene 000017 holds 18117 points with the
-    # counter-clockwise yaw (and 9106 with the opposite sign)
-    with open(osp.join(SAMPLE, 'sunrgbd_infos_val.pkl'), 'rb') as f:
-        info = pickle.load(f)['data_list'][0]
-    pts = np.fromfile(osp.join(SAMPLE, 'points', '000017.bin'),
-                      np.float32).reshape(-1, 6)
-    bed = [i for i in info['instances'] if i['bbox_label_3d'] == 0][0]
-    assert points_in_box(pts[:, :3].astype(np.float64),
-                         np.array(bed['bbox_3d'])).sum() == 18117
 
 
 def test_rasterize_and_backproject_plane():
@@ -166,7 +145,7 @@ def test_objects_in_boxes_and_classes_present():
         for inst, k in zip(info['instances'], data['inst_ids']):
             seen.add(CLASSES[inst['bbox_label_3d']])
             b = np.array(inst['bbox_3d'])
-            inside = points_in_box(pts, b)
+            inside = points_in_rboxes(pts, b)
             own = data['point_inst'] == k
             assert inside.sum() >= 30
             # the box holds (nearly) only this object, and nearly all of it

@@ -6,7 +6,7 @@ import mmcv
 import numpy as np
 import pytest
 
-from gsclip_mm.datasets.utils import points_in_rbox
+from gsclip_mm.datasets.utils import points_in_rboxes
 
 # The real scene shipped with the tests (tests/data/sunrgbd_sample).
 SAMPLE = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'data', 'sunrgbd_sample')
@@ -21,6 +21,6 @@ def scene():
     pts = np.fromfile(osp.join(SAMPLE, 'points', info['lidar_points']['lidar_path']), dtype=np.float32).reshape(-1, 6)
     img = mmcv.imread(osp.join(SAMPLE, 'sunrgbd_trainval', 'image', info['images']['CAM0']['img_path']),
                       channel_order='rgb')
-    objects = [dict(points=pts[points_in_rbox(pts, inst['bbox_3d'])], bbox=np.asarray(inst['bbox'], np.float32),
+    objects = [dict(points=pts[points_in_rboxes(pts, inst['bbox_3d'])], bbox=np.asarray(inst['bbox'], np.float32),
                     label=inst['bbox_label_3d']) for inst in info['instances']]
     return dict(depth2img=np.asarray(info['images']['CAM0']['depth2img']), img=img, points=pts, objects=objects)

@@ -4,7 +4,8 @@ import os
 import numpy as np
 import pytest
 
-from gsclip_mm.gaussians import FitSettings, GaussianCache, atomic_write, cache_key, file_sha256, points_sha256
+from gsclip_mm.gaussians import FitSettings, GaussianCache, cache_key, file_sha256, points_sha256
+from gsclip_mm.utils import atomic_write
 
 
 def inputs(seed=0):

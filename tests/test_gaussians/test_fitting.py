@@ -37,6 +37,41 @@ def test_knn_scales_hand_computed():
     assert knn_scales(torch.tensor([[0.0, 0, 0], [0, 0, 0], [2, 0, 0]]), 1).tolist() == [2.0, 2.0, 2.0]
 
 
+def test_knn_scales_self_and_duplicates():
+    """Self is no neighbour; a duplicate is one, at distance 0; a zero scale becomes the smallest positive one."""
+    # k = 2 with a duplicate at the origin: squared distances (0, 9), (0, 9), (1, 9), (1, 16);
+    # treating the duplicate like self would give (9, 16) for the first two.
+    xyz = torch.tensor([[0.0, 0, 0], [0, 0, 0], [3, 0, 0], [4, 0, 0]])
+    torch.testing.assert_close(knn_scales(xyz, 2), torch.tensor([4.5, 4.5, 5.0, 8.5]).sqrt())
+    # Five copies (more than k + 1: the kNN op may return any four of them, self or not) and one point
+    # at x = 1 whose two nearest are copies: the copies' scale 0 becomes 1, the only positive scale.
+    xyz = torch.cat([torch.zeros(5, 3), torch.tensor([[1.0, 0, 0]])])
+    assert knn_scales(xyz, 2).tolist() == [1.0] * 6
+    assert knn_scales(torch.zeros(4, 3), 3).tolist() == [pytest.approx(1e-3)] * 4  # all coincide
+    # k larger than N - 1 uses the N - 1 other points: squared distances (1, 9), (1, 4), (4, 9).
+    xyz = torch.tensor([[0.0, 0, 0], [1, 0, 0], [3, 0, 0]])
+    torch.testing.assert_close(knn_scales(xyz, 5), torch.tensor([5.0, 2.5, 6.5]).sqrt())
+
+
+def _knn_scales_reference(xyz, k):
+    """The brute force the fitting used before the kNN op: all pairwise distances (torch.cdist, as
+    knn_scales measures them), self masked out, the k smallest."""
+    d2 = torch.cdist(xyz, xyz, compute_mode='donot_use_mm_for_euclid_dist').square()  # [N, N]
+    d2.fill_diagonal_(float('inf'))
+    scales = d2.topk(min(k, len(xyz) - 1), largest=False).values.mean(1).sqrt()
+    return scales.clamp_min(scales[scales > 0].min())
+
+
+@pytest.mark.parametrize('k', [1, 3, 8])
+def test_knn_scales_equal_brute_force_bit_for_bit(k):
+    """Fits start from these scales, so they must not move by an ulp: the same values as the brute force,
+    exactly (both take each distance from cdist's per-pair loop and average the same sorted values)."""
+    g = torch.Generator().manual_seed(k)
+    xyz = torch.randn(500, 3, generator=g)
+    xyz[400:420] = xyz[:20]  # duplicates
+    assert torch.equal(knn_scales(xyz, k), _knn_scales_reference(xyz, k))
+
+
 def test_init_gaussians_layout():
     pts = np.array([[0, 0, 0, 0.1, 0.2, 0.3], [2, 0, 0, 1.5, 0.5, -1]], np.float32)
     g = init_gaussians(pts[:, :3], pts[:, 3:], init_opacity=0.2)

@@ -1,5 +1,8 @@
-"""PointNet2GAF: output shapes, gradients, the fusion rule, input layouts, and
-building it through our registry and from another project's scope."""
+"""PointNet2GAF: output shapes, gradients, the fusion rule (eq. 11) checked with known branch outputs,
+invariance to point order, input layouts, the checkpoint layout, and building it through our registry and
+from another project's scope."""
+import hashlib
+import math
 import textwrap
 
 import pytest
@@ -54,18 +57,167 @@ def test_output_shapes_and_values(sa_cfg, widths, with_gaf):
     assert torch.isfinite(out['embedding']).all()
 
 
-@pytest.mark.parametrize('with_gaf', [True, False])
-def test_embedding_is_head_of_residual_fusion(with_gaf):
-    model = _build(with_gaf=with_gaf).eval()
-    x = _gaussians()
+def _set_gaf_outputs(model, f_g, f_s):
+    """Make GAF's global and shape features the constants ``f_g`` and ``f_s`` ``[C_last]`` (zero weights, bias)."""
     with torch.no_grad():
-        out = model(x)
-        fused = out['global_feat']
-        if with_gaf:
-            gaf_global, gaf_shape = model.gaf(x[..., :3].contiguous(), x[..., 3:].contiguous())
-            assert gaf_global.shape == gaf_shape.shape == (B, 40)
-            fused = fused + gaf_global + gaf_shape
-        torch.testing.assert_close(out['embedding'], model.head(fused))
+        for proj, value in ((model.gaf.conv_proj, f_g), (model.gaf.shape_proj, f_s)):
+            proj.weight.zero_()
+            proj.bias.copy_(value)
+
+
+def test_fusion_is_the_residual_sum_of_eq_11():
+    """embedding = MLP(f_p + f_g + f_s): with the head replaced by the identity and GAF's two features set
+    to known constants, the embedding is PointNet++'s global feature plus the two constants."""
+    model = _build().eval()
+    model.head = torch.nn.Identity()
+    f_g, f_s = torch.linspace(-2, 2, 40), torch.arange(40.) / 8
+    _set_gaf_outputs(model, f_g, f_s)
+    with torch.no_grad():
+        out = model(_gaussians())
+    assert out['global_feat'].abs().sum() > 0  # f_p is not zero: the check sees it too
+    torch.testing.assert_close(out['embedding'], out['global_feat'] + f_g + f_s)
+
+
+def test_fusion_happens_before_the_head():
+    """With the real head: GAF features that cancel (f_g = -f_s) leave the embedding of f_g = f_s = 0, which
+    a head applied per branch would not; a non-zero f_g changes it; f_g and f_s enter symmetrically."""
+    model = _build().eval()
+    x = _gaussians()
+    c = torch.linspace(-1, 3, 40)
+
+    def embed(f_g, f_s):
+        _set_gaf_outputs(model, f_g, f_s)
+        with torch.no_grad():
+            return model(x)['embedding']
+
+    zero = embed(torch.zeros(40), torch.zeros(40))
+    torch.testing.assert_close(embed(c, -c), zero)
+    assert not torch.allclose(embed(c, torch.zeros(40)), zero, atol=1e-3)
+    torch.testing.assert_close(embed(c, torch.zeros(40)), embed(torch.zeros(40), c))
+
+
+def test_embedding_is_invariant_to_point_order():
+    """Every ball holds all its points (num_samples >= N) and no distances tie, so any order of the points
+    that keeps point 0 first (FPS starts there) must give the same embedding, up to float32 round-off of
+    rows summed in other positions (a few ulp, far below the 1e-5 allowed)."""
+    sa_cfg = dict(num_points=(16, 4, None), radii=(0.6, 1.2, None), num_samples=(N, 16, None),
+                  mlp_channels=((8, 16), (16, 32), (32, 40)))
+    model = _build(sa_cfg=sa_cfg).eval()
+    x = _gaussians()
+    shuffled = 1 + torch.randperm(N - 1, generator=torch.Generator().manual_seed(3))
+    perm = torch.cat([torch.zeros(1, dtype=torch.long), shuffled])  # point 0 stays first
+    with torch.no_grad():
+        a, b = model(x), model(x[:, perm])
+    torch.testing.assert_close(b['embedding'], a['embedding'], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(b['sa_xyz'][0], a['sa_xyz'][0])  # the same centres, in the same order
+    # Moving point 0 moves FPS's start, so the order matters there (mmcv's convention).
+    with torch.no_grad():
+        c = model(x.flip(1))
+    assert not torch.allclose(c['sa_xyz'][0], a['sa_xyz'][0])
+
+
+# Sorted state_dict keys and shapes of a small PointNet2GAF with every kind of submodule (an MSG level, a
+# group-all level, GAF, the size embedding, the head), recorded before the set-abstraction and GAF modules
+# moved to gsclip_mm/models/layers/: checkpoints saved before the move must keep loading.
+SMALL_STATE_CFG = dict(
+    type='PointNet2GAF', embed_dims=24, with_size=True,
+    sa_cfg=dict(num_points=(16, None), radii=((0.3, 0.6), None), num_samples=((4, 8), None),
+                mlp_channels=(((8, ), (12, )), (40, ))),
+    gaf_cfg=dict(num_groups=8, group_size=8, embed_dims=16, depth=1, num_heads=2))
+SMALL_STATE_KEYS = """
+    gaf.conv_branch.layers.0.weight [16, 16]
+    gaf.conv_branch.layers.1.bias [16]
+    gaf.conv_branch.layers.1.num_batches_tracked []
+    gaf.conv_branch.layers.1.running_mean [16]
+    gaf.conv_branch.layers.1.running_var [16]
+    gaf.conv_branch.layers.1.weight [16]
+    gaf.conv_branch.layers.3.weight [32, 16]
+    gaf.conv_branch.layers.4.bias [32]
+    gaf.conv_branch.layers.4.num_batches_tracked []
+    gaf.conv_branch.layers.4.running_mean [32]
+    gaf.conv_branch.layers.4.running_var [32]
+    gaf.conv_branch.layers.4.weight [32]
+    gaf.conv_proj.bias [40]
+    gaf.conv_proj.weight [40, 32]
+    gaf.group_encoder.layers.0.weight [8, 14]
+    gaf.group_encoder.layers.1.bias [8]
+    gaf.group_encoder.layers.1.num_batches_tracked []
+    gaf.group_encoder.layers.1.running_mean [8]
+    gaf.group_encoder.layers.1.running_var [8]
+    gaf.group_encoder.layers.1.weight [8]
+    gaf.group_encoder.layers.3.weight [16, 8]
+    gaf.group_encoder.layers.4.bias [16]
+    gaf.group_encoder.layers.4.num_batches_tracked []
+    gaf.group_encoder.layers.4.running_mean [16]
+    gaf.group_encoder.layers.4.running_var [16]
+    gaf.group_encoder.layers.4.weight [16]
+    gaf.pos_embed.0.bias [16]
+    gaf.pos_embed.0.weight [16, 3]
+    gaf.pos_embed.2.bias [16]
+    gaf.pos_embed.2.weight [16, 16]
+    gaf.shape_proj.bias [40]
+    gaf.shape_proj.weight [40, 16]
+    gaf.transformer.layers.0.linear1.bias [32]
+    gaf.transformer.layers.0.linear1.weight [32, 16]
+    gaf.transformer.layers.0.linear2.bias [16]
+    gaf.transformer.layers.0.linear2.weight [16, 32]
+    gaf.transformer.layers.0.norm1.bias [16]
+    gaf.transformer.layers.0.norm1.weight [16]
+    gaf.transformer.layers.0.norm2.bias [16]
+    gaf.transformer.layers.0.norm2.weight [16]
+    gaf.transformer.layers.0.self_attn.in_proj_bias [48]
+    gaf.transformer.layers.0.self_attn.in_proj_weight [48, 16]
+    gaf.transformer.layers.0.self_attn.out_proj.bias [16]
+    gaf.transformer.layers.0.self_attn.out_proj.weight [16, 16]
+    gaf.transformer.norm.bias [16]
+    gaf.transformer.norm.weight [16]
+    head.0.bias [40]
+    head.0.weight [40, 40]
+    head.1.bias [40]
+    head.1.weight [40]
+    head.4.bias [24]
+    head.4.weight [24, 40]
+    sa_modules.0.mlps.0.layers.0.weight [8, 14]
+    sa_modules.0.mlps.0.layers.1.bias [8]
+    sa_modules.0.mlps.0.layers.1.num_batches_tracked []
+    sa_modules.0.mlps.0.layers.1.running_mean [8]
+    sa_modules.0.mlps.0.layers.1.running_var [8]
+    sa_modules.0.mlps.0.layers.1.weight [8]
+    sa_modules.0.mlps.1.layers.0.weight [12, 14]
+    sa_modules.0.mlps.1.layers.1.bias [12]
+    sa_modules.0.mlps.1.layers.1.num_batches_tracked []
+    sa_modules.0.mlps.1.layers.1.running_mean [12]
+    sa_modules.0.mlps.1.layers.1.running_var [12]
+    sa_modules.0.mlps.1.layers.1.weight [12]
+    sa_modules.1.mlps.0.layers.0.weight [40, 23]
+    sa_modules.1.mlps.0.layers.1.bias [40]
+    sa_modules.1.mlps.0.layers.1.num_batches_tracked []
+    sa_modules.1.mlps.0.layers.1.running_mean [40]
+    sa_modules.1.mlps.0.layers.1.running_var [40]
+    sa_modules.1.mlps.0.layers.1.weight [40]
+    size_embed.0.bias [10]
+    size_embed.0.weight [10, 1]
+    size_embed.2.bias [40]
+    size_embed.2.weight [40, 10]
+"""
+# The same listing for the default and the synthetic demo's backbone (configs/_base_/models/pointnet2_gaf.py,
+# configs/gsclip/pointnet2_gaf_synthetic.py): (number of keys, SHA-256 of the listing).
+STATE_DIGESTS = [
+    (dict(type='PointNet2GAF'), 118, '590acb87a217bc874c90602c6b3777ba6e85df9e29f217f8cf3b9904e1205d84'),
+    (dict(type='PointNet2GAF', embed_dims=128, with_size=True), 122,
+     'afcdf0bc14fb3c2bb350dda665e41665b249386354b90c9859176f0bcdf75f11'),
+]
+
+
+def _state_listing(model):
+    return '\n'.join(f'{k} {list(v.shape)}' for k, v in sorted(model.state_dict().items()))
+
+
+def test_state_dict_layout_is_unchanged():
+    assert _state_listing(MODELS.build(SMALL_STATE_CFG)) == textwrap.dedent(SMALL_STATE_KEYS).strip()
+    for cfg, count, digest in STATE_DIGESTS:
+        listing = _state_listing(MODELS.build(cfg))
+        assert (listing.count('\n') + 1, hashlib.sha256(listing.encode()).hexdigest()) == (count, digest), cfg
 
 
 @pytest.mark.parametrize('with_gaf', [True, False])
@@ -181,13 +333,25 @@ def test_size_input_changes_embedding_and_gets_gradient():
     emb_small = model(x, norm_scale=small)['embedding']
     emb_large = model(x, norm_scale=large)['embedding']
     assert not torch.allclose(emb_small, emb_large)
-    # The size enters as an additive embedding of log(radius), before the head.
-    fused = model(x, norm_scale=small)['global_feat'] + sum(model.gaf(*model._split_input(x)))
-    torch.testing.assert_close(emb_small, model.head(fused + model.size_embed(small.log())))
     emb_small.square().sum().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.size_embed.parameters())
     with pytest.raises(ValueError, match='norm_scale'):
         model(x)
+
+
+def test_size_enters_as_an_embedding_of_log_radius_added_before_the_head():
+    """With GAF's features zero, the head the identity and the size embedding a Linear(1, C) of ones, the
+    embedding is f_p + log(norm_scale) in every channel; radii below 1 mm count as 1 mm."""
+    model = _build(with_size=True).eval()
+    model.head = torch.nn.Identity()
+    _set_gaf_outputs(model, torch.zeros(40), torch.zeros(40))
+    model.size_embed = torch.nn.Linear(1, 40)
+    with torch.no_grad():
+        model.size_embed.weight.fill_(1.)
+        model.size_embed.bias.zero_()
+        out = model(_gaussians(), norm_scale=torch.tensor([[2.0], [1e-5]]))
+    expected = torch.tensor([[math.log(2.0)], [math.log(1e-3)]])  # [B, 1], broadcast over the channels
+    torch.testing.assert_close(out['embedding'], out['global_feat'] + expected)
 
 
 def test_gsclip_feeds_norm_scale_to_a_with_size_backbone():

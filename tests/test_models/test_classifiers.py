@@ -1,10 +1,12 @@
-"""GSCLIP: modes, training with cached CLIP image embeddings, checkpoints."""
+"""GSCLIP: modes, training on the batch's CLIP image embeddings (no image tower, no I/O), checkpoints."""
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmengine.optim import OptimWrapper
 from mmengine.runner.checkpoint import load_checkpoint, save_checkpoint
 
+from gsclip_mm.models.losses import info_nce
 from gsclip_mm.registry import MODELS
 from gsclip_mm.structures import GSCLIPDataSample
 
@@ -24,12 +26,12 @@ class _TinyGaussianEncoder(nn.Module):
 
 
 CLASSES = ('bed', 'chair', 'night_stand')
+CLIP_ID = 'GSCLIP-Tiny-64|random(seed=0)'  # the default head's CLIP
 
 
-def build(tmp_path, **head):
+def build(**head):
     torch.manual_seed(0)
-    head_cfg = dict(type='FrozenCLIPHead', templates=('a point cloud of a {}.', ), eval_classes=CLASSES,
-                    img_cache_dir=str(tmp_path / 'cache'))
+    head_cfg = dict(type='FrozenCLIPHead', templates=('a point cloud of a {}.', ), eval_classes=CLASSES)
     head_cfg.update(head)
     return MODELS.build(dict(type='GSCLIP', backbone=dict(type='_TinyGaussianEncoder'), head=head_cfg))
 
@@ -39,26 +41,26 @@ def batch(n=6, seed=0):
     names = [CLASSES[i % 3] for i in range(n)]
     # class c's Gaussians sit around a class-specific offset: learnable in a few steps
     gaussians = [torch.randn(16, 14, generator=g) * 0.1 + CLASSES.index(c) for c in names]
-    imgs = [torch.randint(0, 256, (3, 20 + i, 30), dtype=torch.uint8, generator=g) for i in range(n)]
-    ds = [GSCLIPDataSample(metainfo=dict(class_name=c, crop_key=f'img{i}.jpg|{i}')).set_gt_label(CLASSES.index(c))
-          for i, c in enumerate(names)]
-    return dict(inputs=dict(gaussians=gaussians, img=imgs), data_samples=ds)
+    # the crops' CLIP image embeddings, as LoadCLIPImageEmbedding gives them (unit [D] vectors)
+    img_embed = [F.normalize(torch.randn(128, generator=g), dim=0) for _ in range(n)]
+    ds = [GSCLIPDataSample(metainfo=dict(class_name=c, crop_key=f'img{i}.jpg|{i}', img_embed_clip=CLIP_ID))
+          .set_gt_label(CLASSES.index(c)) for i, c in enumerate(names)]
+    return dict(inputs=dict(gaussians=gaussians, img_embed=img_embed), data_samples=ds)
 
 
-def test_preprocessor_follows_clip_and_tensor_mode(tmp_path):
-    model = build(tmp_path)
-    assert model.data_preprocessor.img_size == model.head.clip_image_size == 64
-    assert model.head.img_preprocess_id == model.data_preprocessor.image_signature()
+def test_preprocessor_stacks_embeddings_and_tensor_mode():
+    model = build()
     data = model.data_preprocessor(batch(), training=False)
-    assert data['inputs']['imgs'].shape == (6, 3, 64, 64)
+    assert data['inputs']['img_embed'].shape == (6, 128) and data['inputs']['gaussians'].shape == (6, 16, 14)
     emb = model(data['inputs'], data['data_samples'], mode='tensor')
     assert emb.shape == (6, 128)
     with pytest.raises(RuntimeError, match='invalid mode "foo"'):
         model(data['inputs'], data['data_samples'], mode='foo')
 
 
-def test_train_steps_learn_and_encode_crops_once(tmp_path):
-    model = build(tmp_path)
+def test_train_steps_learn_without_running_the_image_tower(monkeypatch):
+    model = build()
+    monkeypatch.setattr(model.head.clip, 'encode_image', lambda *a: pytest.fail('the image tower ran in training'))
     optim = OptimWrapper(torch.optim.Adam(model.parameters(), lr=1e-2))
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert 'head.logit_scale' in trainable and not any('clip' in n for n in trainable)
@@ -66,11 +68,9 @@ def test_train_steps_learn_and_encode_crops_once(tmp_path):
     data = batch()
     first = model.train_step(data, optim)
     assert set(first) == {'loss', 'loss_text', 'loss_img', 'logit_scale'}
-    assert model.head.num_images_encoded == 6
     for _ in range(12):
         last = model.train_step(data, optim)
-    assert model.head.num_images_encoded == 6  # cached: the image tower never runs again
-    assert last['loss_text'] < first['loss_text']
+    assert last['loss_text'] < first['loss_text'] and last['loss_img'] < first['loss_img']
     assert all(torch.equal(v, model.head.clip.state_dict()[k]) for k, v in clip_before.items())
     assert not model.head.clip.training
 
@@ -80,20 +80,34 @@ def test_train_steps_learn_and_encode_crops_once(tmp_path):
     assert preds[0].score_classes == CLASSES and preds[0].clip_untrained
 
 
-def test_loss_without_images_uses_the_cache(tmp_path):
-    model = build(tmp_path)
-    data = batch()
-    model.train_step(data, OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.0)))
-    points_only = dict(inputs=dict(gaussians=data['inputs']['gaussians']), data_samples=data['data_samples'])
-    out = model.data_preprocessor(points_only, training=True)
-    losses = model(**out, mode='loss')
-    assert losses['loss_img'] > 0
-    text_only = build(tmp_path, loss_img_weight=0.0)
-    assert set(text_only(**out, mode='loss')) == {'loss_text', 'logit_scale'}
+def test_image_loss_uses_the_batchs_embeddings_and_no_img_loss_needs_none():
+    model = build()
+    data = model.data_preprocessor(batch(), training=True)
+    losses = model(**data, mode='loss')
+    z = F.normalize(model.extract_feat(data['inputs']), dim=-1)
+    ref = 0.5 * info_nce(z, data['inputs']['img_embed'], model.head.temperature_scale())
+    assert losses['loss_img'].item() == pytest.approx(ref.item(), rel=1e-5)
+    raw = batch()
+    points_only = model.data_preprocessor(dict(inputs=dict(gaussians=raw['inputs']['gaussians']),
+                                               data_samples=raw['data_samples']), training=True)
+    with pytest.raises(ValueError, match='no CLIP image embeddings'):
+        model(**points_only, mode='loss')
+    text_only = build(loss_img_weight=0.0)  # the no-img-loss ablation
+    assert set(text_only(**points_only, mode='loss')) == {'loss_text', 'logit_scale'}
+    assert set(text_only.train_step(raw, OptimWrapper(torch.optim.SGD(text_only.parameters(), lr=0.1)))) == \
+        {'loss', 'loss_text', 'logit_scale'}
+
+
+def test_shape_to_image_ranks_on_the_model():
+    model = build()
+    img = torch.eye(128)[:3]
+    assert model.shape_to_image_ranks(img[[0, 2, 1]], img).tolist() == [0, 2, 2]
+    scores, idx = model.text_to_shape(['chair'], model.head.text_embeddings(['bed', 'chair', 'bed']), topk=1)
+    assert idx.tolist() == [[1]] and scores.item() == pytest.approx(1.0, abs=1e-5)
 
 
 def test_checkpoint_round_trip_through_mmengine(tmp_path):
-    model = build(tmp_path)
+    model = build()
     model.train_step(batch(), OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.5)))
     path = str(tmp_path / 'epoch_1.pth')
     save_checkpoint(model.state_dict(), path)
@@ -102,7 +116,7 @@ def test_checkpoint_round_trip_through_mmengine(tmp_path):
     assert 'head.logit_scale' in keys and not any('clip' in k for k in keys)
     assert all(k.startswith(('backbone.', 'head.')) for k in keys)
 
-    other = build(tmp_path, clip_seed=0)
+    other = build(clip_seed=0)
     clip_before = {k: v.clone() for k, v in other.head.clip.state_dict().items()}
     with torch.no_grad():
         other.backbone.out.weight.zero_()
@@ -130,8 +144,8 @@ def only(data, keep):
                 data_samples=[data['data_samples'][i] for i in keep])
 
 
-def test_predict_skips_unfittable_objects(tmp_path):
-    model = build(tmp_path)
+def test_predict_skips_unfittable_objects():
+    model = build()
     model.eval()
     data = batch(n=4)
     preds = model.val_step(with_unfittable(data, where={1, 3}))
@@ -147,8 +161,8 @@ def test_predict_skips_unfittable_objects(tmp_path):
     assert len(preds) == 2 and all(p.pred_label.tolist() == [-1] for p in preds)
 
 
-def test_loss_leaves_unfittable_objects_out(tmp_path):
-    model = build(tmp_path)
+def test_loss_leaves_unfittable_objects_out():
+    model = build()
     data = batch(n=4)
     mixed = model.data_preprocessor(with_unfittable(data, where={1}), training=True)
     alone = model.data_preprocessor(only(batch(n=4), keep=[0, 2, 3]), training=True)
@@ -157,8 +171,8 @@ def test_loss_leaves_unfittable_objects_out(tmp_path):
         assert got[k].item() == pytest.approx(ref[k].item(), rel=1e-6)
 
 
-def test_loss_of_an_all_unfittable_batch_is_zero_and_backpropagates(tmp_path):
-    model = build(tmp_path)
+def test_loss_of_an_all_unfittable_batch_is_zero_and_backpropagates():
+    model = build()
     data = model.data_preprocessor(with_unfittable(batch(n=2), where={0, 1}), training=True)
     losses = model(**data, mode='loss')
     assert set(losses) == {'loss_text', 'loss_img', 'logit_scale'}

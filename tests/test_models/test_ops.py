@@ -3,8 +3,8 @@ against their slow references over several batch shapes."""
 import pytest
 import torch
 
-from gsclip_mm.models.ops import (ball_query, furthest_point_sample, gather_points, grouping_operation, knn,
-                                  mmcv_ops_available, square_distance)
+from gsclip_mm.models.ops import (ball_query, furthest_point_sample, gather_points, group_points, grouping_operation,
+                                  knn, mmcv_ops_available, square_distance)
 from gsclip_mm.models.ops import distance as distance_module
 from gsclip_mm.models.ops._mmcv import use_mmcv
 from gsclip_mm.models.ops.ball_query import _ball_query_reference
@@ -41,6 +41,22 @@ def test_fps_translation_invariant_and_ties_lowest_index():
     # Points 1 and 2 are both at distance 1 from point 0: the lower index wins.
     tie = torch.tensor([[[0., 0., 0.], [1., 0., 0.], [0., 1., 0.]]])
     assert furthest_point_sample(tie, 2).tolist() == [[0, 1]]
+
+
+def test_fps_measures_in_the_input_dtype():
+    """Point 2 is farther from point 0 than point 1 by 4.8e-8 in float64 (0.6f^2 + 0.8f^2); float32 rounds
+    that to a tie, which the lower index wins. SampleGaussians relies on float64 separating them."""
+    xyz = torch.tensor([[[0., 0., 0.], [1., 0., 0.], [0.6, 0.8, 0.]]])
+    assert furthest_point_sample(xyz, 2).tolist() == [[0, 1]]
+    assert furthest_point_sample(xyz.double(), 2).tolist() == [[0, 2]]
+    assert _furthest_point_sample_reference(xyz.double(), 2).tolist() == [[0, 2]]
+
+
+def test_fps_after_all_distinct_positions_repeats_point_0():
+    """Duplicates leave every point at distance 0 once each position is picked: a tie point 0 wins."""
+    xyz = torch.tensor([[[0., 0., 0.], [1., 0., 0.], [1., 0., 0.], [0., 0., 0.]]])
+    assert furthest_point_sample(xyz, 4).tolist() == [[0, 1, 0, 0]]
+    assert _furthest_point_sample_reference(xyz, 4).tolist() == [[0, 1, 0, 0]]
 
 
 @pytest.mark.parametrize('B,N', SHAPES)
@@ -123,6 +139,17 @@ def test_knn_matches_reference(B, N):
 def test_knn_rejects_k_larger_than_n():
     with pytest.raises(ValueError, match='k must be'):
         knn(5, _cloud(1, 4), _cloud(1, 2))
+
+
+def test_group_points_hand_made():
+    """Offsets from the centre first, then the neighbours' features; positions only without features."""
+    xyz = torch.tensor([[[0., 0., 0.], [1., 2., 3.], [5., 5., 5.]]])  # [1, 3, 3]
+    feats = torch.tensor([[[7.], [8.], [9.]]])  # [1, 3, 1]
+    center = torch.tensor([[[1., 1., 1.]]])  # [1, 1, 3]
+    idx = torch.tensor([[[1, 2, 1]]])  # [1, 1, 3]
+    expected = torch.tensor([[[[0., 1., 2., 8.], [4., 4., 4., 9.], [0., 1., 2., 8.]]]])  # [1, 1, 3, 4]
+    torch.testing.assert_close(group_points(xyz, feats, center, idx), expected)
+    torch.testing.assert_close(group_points(xyz, None, center, idx), expected[..., :3])
 
 
 @pytest.mark.parametrize('B,C,N,M,K', [(1, 1, 5, 2, 3), (2, 4, 9, 3, 4), (3, 6, 20, 5, 2)])

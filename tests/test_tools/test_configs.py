@@ -71,3 +71,18 @@ def test_synthetic_model_builds_and_embeds():
     # The synthetic config feeds the object size: two sizes, two embeddings.
     assert not torch.allclose(out[0], model(dict(gaussians=gaussians[[0, 0]], norm_scale=torch.tensor(
         [[0.4], [1.1]])), mode='tensor')[1])
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=[osp.basename(p) for p in CONFIGS])
+def test_the_image_embeddings_come_from_the_heads_clip(path):
+    """One `clip` setting feeds the head and the training pipeline's LoadCLIPImageEmbedding; no image loss, no step."""
+    cfg = Config.fromfile(path)
+    steps = [t for t in inner_dataset(cfg).pipeline if t['type'] == 'LoadCLIPImageEmbedding']
+    assert not any(t['type'] == 'LoadCLIPImageEmbedding' for t in cfg.test_dataloader.dataset.pipeline)
+    if cfg.model.head.loss_img_weight == 0:
+        assert steps == []
+        return
+    assert len(steps) == 1 and inner_dataset(cfg).pipeline[-2] == steps[0]  # just before PackGSCLIPInputs
+    for key in ('model_name', 'pretrained', 'clip_seed', 'clip_cache_dir'):
+        assert steps[0].get(key) == cfg.model.head.get(key) == cfg.clip.get(key), key
+    assert steps[0]['cache_only'] == ('sunrgbd' in osp.basename(path))  # the paper's data: extracted ahead

@@ -11,6 +11,13 @@ num_points = 1024
 # cache (cache_only: a miss means the settings changed, and is an error).
 fit_cfg = dict(num_steps=500, opacity_reset_interval=50, resolution=64, max_gaussians=2048, lambda_dssim=0.2)
 fit_gaussians = dict(type='FitGaussians', cache_dir=data_root + 'gaussians_cache', cache_only=True, **fit_cfg)
+# The crops' CLIP image embeddings (the image loss's targets): computed once, ahead of
+# training, by tools/extract_image_embeddings.py CONFIG (cache_only: a miss is an error).
+# A GS-CLIP config gives this step the model's `clip` settings and puts it before
+# PackGSCLIPInputs in the training pipeline (configs/gsclip/pointnet2_gaf_sunrgbd.py);
+# testing needs no image embeddings.
+clip_image_embedding = dict(type='LoadCLIPImageEmbedding', cache_dir=data_root + 'clip_image_embeddings',
+                            cache_only=True)
 
 train_pipeline = [
     dict(type='LoadObjectPoints'),

@@ -1,4 +1,4 @@
-# The embedded synthetic SUN RGB-D set (tools/make_synthetic_sunrgbd.py), in
+# The embedded synthetic SUN RGB-D set (tools/dataset_converters/make_synthetic_sunrgbd.py), in
 # mmdetection3d's layout and read by the same dataset class as the real data.
 # Lighter than the paper's settings so `make demo` runs in minutes on 2 CPU
 # cores: 32x32 fitting target, 30 fitting steps with no opacity reset (a reset
@@ -11,6 +11,10 @@ data_root = 'data/synthetic_sunrgbd/'
 num_points = 256
 fit_cfg = dict(num_steps=30, opacity_reset_interval=0, resolution=32, max_gaussians=num_points, lambda_dssim=0.2)
 fit_gaussians = dict(type='FitGaussians', cache_dir=data_root + 'gaussians_cache', **fit_cfg)
+# CLIP image embeddings: a miss is computed in the data loader and cached (or fill the
+# cache ahead with tools/extract_image_embeddings.py).
+clip_image_embedding = dict(type='LoadCLIPImageEmbedding', cache_dir=data_root + 'clip_image_embeddings',
+                            cache_only=False)
 
 train_pipeline = [
     dict(type='LoadObjectPoints'),

@@ -2,9 +2,8 @@
 from .generator import (generate_scene, make_scene, plan_scenes,
                         split_scenes, write_infos, write_scene)
 from .objects import BUILDERS, CLASSES
-from .scene import points_in_box
 
 __all__ = [
     'BUILDERS', 'CLASSES', 'generate_scene', 'make_scene', 'plan_scenes',
-    'points_in_box', 'split_scenes', 'write_infos', 'write_scene'
+    'split_scenes', 'write_infos', 'write_scene'
 ]

@@ -18,8 +18,9 @@ import numpy as np
 
 from gsclip_mm.utils import atomic_write
 
+from ..utils import points_in_rboxes
 from .objects import CLASSES
-from .scene import box3d, capture, compose, make_camera, points_in_box
+from .scene import box3d, capture, compose, make_camera
 
 POINTS_DIR = 'points'
 IMAGE_DIR = osp.join('sunrgbd_trainval', 'image')
@@ -68,7 +69,7 @@ def generate_scene(idx: int, seed: int, primary: str, height: int = 240,
         if p.label is None:
             continue
         b = box3d(p, room.psi)
-        inside = points_in_box(pts[:, :3].astype(np.float64), b)
+        inside = points_in_rboxes(pts, b)  # [N]: the dataset's own test
         if inside.sum() < min_points:
             continue
         own = pix[pinst == k]

@@ -14,7 +14,6 @@ import cv2
 import numpy as np
 import trimesh
 
-from ..utils import points_in_rbox
 from .meshes import (TEX_CARPET, TEX_PLANKS, TEX_PLAIN, TEX_TILES, WALLS,
                      WOODS, Material, Part, box, jitter, parts_bounds, pick,
                      scaled)
@@ -360,12 +359,6 @@ def box3d(p: Placed, psi: float) -> np.ndarray:
     c = p.transform[:3, :3] @ ((lo + hi) / 2) + p.transform[:3, 3]
     yaw = (p.pose[2] + psi + np.pi) % (2 * np.pi) - np.pi
     return np.concatenate([c, hi - lo, [yaw]])
-
-
-def points_in_box(xyz: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """[N] bool: points [N, 3] inside box b = x y z dx dy dz yaw (centre),
-    yaw counter-clockwise about z: the same test the dataset applies."""
-    return points_in_rbox(xyz, b)
 
 
 def _mesh_arrays(placed: List[Placed]):

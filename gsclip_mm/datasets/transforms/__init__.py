@@ -1,3 +1,4 @@
+from .clip_image import CLIPImagePreprocess, LoadCLIPImageEmbedding
 from .formatting import PackGSCLIPInputs
 from .gaussian_fitting import FitGaussians, PointsToGaussians
 from .loading import LoadObjectImage, LoadObjectPoints
@@ -5,5 +6,5 @@ from .processing import NormalizeGaussians, RandomGaussianAugment, SampleGaussia
 
 __all__ = [
     'LoadObjectPoints', 'LoadObjectImage', 'SampleGaussians', 'NormalizeGaussians', 'RandomGaussianAugment',
-    'PackGSCLIPInputs', 'FitGaussians', 'PointsToGaussians',
+    'PackGSCLIPInputs', 'FitGaussians', 'PointsToGaussians', 'CLIPImagePreprocess', 'LoadCLIPImageEmbedding',
 ]

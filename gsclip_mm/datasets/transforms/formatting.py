@@ -1,4 +1,4 @@
-"""Pack one object's Gaussians and image crop into model inputs and a data sample."""
+"""Pack one object's Gaussians and CLIP image embedding into model inputs and a data sample."""
 import hashlib
 from typing import Optional, Sequence
 
@@ -45,21 +45,24 @@ class PackGSCLIPInputs(BaseTransform):
 
     Required keys: ``gaussians`` (float32 ``[N, 14]``).
 
-    Optional keys: ``img_crop`` (uint8 ``[h, w, 3]`` RGB; absent in a
-    points-only pipeline, then ``inputs`` has no ``img``), ``img_path`` and
-    ``bbox`` (make ``crop_key``), ``img_sha256`` (with ``bbox``, makes
-    ``crop_digest`` without hashing pixels), ``gt_label``, and the ``meta_keys``.
+    Optional keys: ``img_embed`` (float32 ``[D]``, the crop's CLIP image
+    embedding from ``LoadCLIPImageEmbedding``; absent when the pipeline has no
+    image loss) with ``img_embed_clip`` (its CLIP's identity), ``norm_scale``,
+    ``img_path`` and ``bbox`` (make ``crop_key``), ``img_sha256`` (with ``bbox``,
+    makes ``crop_digest`` without hashing pixels), ``img_crop`` (only hashed
+    for ``crop_digest`` when there is no ``img_sha256``: the model takes no
+    image), ``gt_label``, and the ``meta_keys``.
 
     Added keys (the returned dict): ``inputs = dict(gaussians=Tensor[N, 14]
-    float32, img=Tensor[3, h, w] uint8, norm_scale=Tensor[1] float32)``
-    (``norm_scale``, the object's radius before ``NormalizeGaussians``, only
-    when present: a backbone with ``with_size=True`` uses it) and ``data_samples``, a
-    ``GSCLIPDataSample`` with metainfo ``crop_key`` (the crop's path and
-    box, readable), ``crop_digest`` (its content, the CLIP image-embedding
-    cache key: see :func:`make_crop_digest`) and whichever
-    ``meta_keys`` are present (by default ``class_name``, ``sample_idx``,
-    ``instance_idx``, ``img_path``, ``norm_center``, ``norm_scale``,
-    ``fit_psnr``), and ``gt_label`` ``[1]`` long.
+    float32, img_embed=Tensor[D] float32, norm_scale=Tensor[1] float32)``
+    (``img_embed`` and ``norm_scale``, the object's radius before
+    ``NormalizeGaussians`` that a backbone with ``with_size=True`` uses, only
+    when present) and ``data_samples``, a ``GSCLIPDataSample`` with metainfo
+    ``crop_key`` (the crop's path and box, readable), ``crop_digest`` (its
+    content: see :func:`make_crop_digest`), ``img_embed_clip`` (when
+    ``img_embed`` is packed) and whichever ``meta_keys`` are present (by
+    default ``class_name``, ``sample_idx``, ``instance_idx``, ``img_path``,
+    ``norm_center``, ``norm_scale``, ``fit_psnr``), and ``gt_label`` ``[1]`` long.
 
     Args:
         meta_keys (Sequence[str]): results keys copied into the metainfo when present.
@@ -76,18 +79,22 @@ class PackGSCLIPInputs(BaseTransform):
             raise ValueError(f'gaussians must be a non-empty [N, {GS_DIM}] array, got '
                              f'{getattr(g, "shape", type(g).__name__)}')
         inputs = dict(gaussians=torch.from_numpy(np.ascontiguousarray(g, dtype=np.float32)))  # [N, 14]
-        if 'img_crop' in results:
-            crop = results['img_crop']
-            if crop.ndim != 3 or crop.shape[2] != 3 or crop.dtype != np.uint8 or crop.size == 0:
-                raise ValueError(f'img_crop must be a non-empty uint8 [h, w, 3] array, got {crop.dtype} '
-                                 f'{crop.shape}')
-            inputs['img'] = torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))  # [3, h, w]
+        meta = {k: results[k] for k in self.meta_keys if k in results}
+        if 'img_embed' in results:
+            e = np.asarray(results['img_embed'])
+            if e.ndim != 1 or e.size == 0 or not np.isfinite(e).all():
+                raise ValueError(f'img_embed must be a finite [D] vector, got shape {e.shape}')
+            inputs['img_embed'] = torch.from_numpy(np.array(e, dtype=np.float32))  # [D] (a copy: caches stay intact)
+            if results.get('img_embed_clip') is not None:
+                meta['img_embed_clip'] = results['img_embed_clip']
         if 'norm_scale' in results:
             inputs['norm_scale'] = torch.tensor([results['norm_scale']], dtype=torch.float32)  # [1]
 
-        meta = {k: results[k] for k in self.meta_keys if k in results}
         if 'img_path' in results and 'bbox' in results:
             meta['crop_key'] = make_crop_key(results['img_path'], results['bbox'])
+        crop = results.get('img_crop')
+        if crop is not None and (crop.ndim != 3 or crop.shape[2] != 3 or crop.dtype != np.uint8 or crop.size == 0):
+            raise ValueError(f'img_crop must be a non-empty uint8 [h, w, 3] array, got {crop.dtype} {crop.shape}')
         digest = make_crop_digest(results)
         if digest is not None:
             meta['crop_digest'] = digest

@@ -8,7 +8,7 @@ from mmcv.transforms import BaseTransform
 
 from gsclip_mm.registry import TRANSFORMS
 from gsclip_mm.utils.errors import ObjectError
-from ..utils import load_points, points_in_rbox
+from ..utils import load_points, points_in_rboxes
 
 
 @TRANSFORMS.register_module()
@@ -36,7 +36,7 @@ class LoadObjectPoints(BaseTransform):
         if num_feats < 6:
             raise ValueError(f'{path}: need xyz rgb (6 features per point), num_pts_feats is {num_feats}')
         points = load_points(path, num_feats, self.backend_args)  # [N_scene, F]
-        mask = points_in_rbox(points, results['bbox_3d'])  # [N_scene]
+        mask = points_in_rboxes(points, results['bbox_3d'])  # [N_scene]
         if not mask.any():
             # The dataset skips such objects at init; reaching here means the file changed.
             raise ObjectError(f'no points of {path} lie inside bbox_3d {np.asarray(results["bbox_3d"]).tolist()}')

@@ -7,40 +7,12 @@ Gaussians are float32 ``[N, 14]`` rows laid out as in ``gsclip_mm.structures``
 from typing import Sequence
 
 import numpy as np
+import torch
 from mmcv.transforms import BaseTransform
 
+from gsclip_mm.models.ops import furthest_point_sample
 from gsclip_mm.registry import TRANSFORMS
 from gsclip_mm.structures import GS_DIM, GS_QUAT, GS_SCALE, GS_XYZ
-
-
-def farthest_point_sample(xyz: np.ndarray, num: int) -> np.ndarray:
-    """Farthest-point sampling from the first point (index 0), as mmcv's and PyTorch3D's default.
-
-    Args:
-        xyz: ``[N, 3]`` positions.
-        num: how many to pick, ``1 <= num <= N``.
-
-    Returns:
-        ``[num]`` int64 indices, in the order picked.
-    """
-    assert xyz.ndim == 2 and xyz.shape[1] == 3, f'xyz must be [N, 3], got {xyz.shape}'
-    n = xyz.shape[0]
-    assert 1 <= num <= n, f'cannot pick {num} of {n} points'
-    cols = np.ascontiguousarray(xyz.T, dtype=np.float64)  # [3, N]: contiguous rows, in-place ops below
-    idx = np.zeros(num, dtype=np.int64)
-    dist = np.full(n, np.inf)  # [N] squared distance to the picked set
-    acc, tmp = np.empty(n), np.empty(n)  # [N] scratch, reused (10x faster than fresh temporaries)
-    for i in range(1, num):
-        last = cols[:, idx[i - 1]]  # [3]
-        np.subtract(cols[0], last[0], out=acc)
-        np.multiply(acc, acc, out=acc)
-        for k in (1, 2):
-            np.subtract(cols[k], last[k], out=tmp)
-            np.multiply(tmp, tmp, out=tmp)
-            acc += tmp
-        np.minimum(dist, acc, out=dist)
-        idx[i] = int(np.argmax(dist))
-    return idx
 
 
 def quat_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -59,7 +31,9 @@ class SampleGaussians(BaseTransform):
 
     With fewer rows than ``num_points``, every row is kept and rows are
     repeated (cycling through them in FPS order, or in a random order) up to
-    the size.
+    the size. FPS picks each distinct position once: when duplicates leave no
+    row at a positive distance from the picked ones, the remaining picks are
+    row 0 (all tie at distance 0, as in mmcv's kernel), not the duplicates.
 
     Required keys: ``key`` (default ``gaussians``; ``points`` samples a point
     cloud before fitting), an ``[N, C]`` array with xyz in columns 0-2, N >= 1.
@@ -68,7 +42,9 @@ class SampleGaussians(BaseTransform):
 
     Args:
         num_points (int): rows to keep.
-        method (str): ``'fps'`` (deterministic, starts at row 0) or ``'random'``.
+        method (str): ``'fps'`` (deterministic, starts at row 0; ties go to
+            the lower row; :func:`gsclip_mm.models.ops.furthest_point_sample`
+            in float64) or ``'random'``.
         key (str): the results key to sample.
     """
 
@@ -82,9 +58,13 @@ class SampleGaussians(BaseTransform):
         self.key = key
 
     def _order(self, xyz: np.ndarray, num: int) -> np.ndarray:
-        """``[num]`` indices of distinct rows."""
+        """``[num]`` row indices into ``xyz`` ``[N, 3]``: distinct, except that FPS, once every
+        distinct position is picked, picks row 0 again (all are at distance 0, a tie)."""
         if self.method == 'fps':
-            return farthest_point_sample(xyz, num)
+            # One cloud through the model's FPS op, in float64: float32 distances would round
+            # near-equal candidates to ties and change which row is picked.
+            cloud = torch.from_numpy(np.array(xyz, dtype=np.float64))[None]  # [1, N, 3], a copy
+            return furthest_point_sample(cloud, num)[0].numpy()  # [num]
         return np.random.choice(xyz.shape[0], num, replace=False)
 
     def transform(self, results: dict) -> dict:

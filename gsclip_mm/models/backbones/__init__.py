@@ -1,5 +1,3 @@
-from .pointnet2 import PointSAModule, SharedMLP
-from .pointnet2_gaf import GaussianAwareFusion, PointNet2GAF
+from .pointnet2_gaf import PointNet2GAF
 
-__all__ = ['PointNet2GAF', 'GaussianAwareFusion', 'PointSAModule', 'SharedMLP']
-
+__all__ = ['PointNet2GAF']

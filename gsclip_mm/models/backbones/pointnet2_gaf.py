@@ -7,12 +7,11 @@ from torch import nn
 
 from gsclip_mm.registry import MODELS
 from gsclip_mm.structures import GS_DIM, GS_FEATURES
-from ..ops import furthest_point_sample, gather_points, knn
-from .pointnet2 import SharedMLP, build_sa_modules, group_points
+from ..layers import GaussianAwareFusion, build_sa_modules
 
 # Sized for CPU training: 32 x 1024 Gaussians take about 0.7 s forward +
 # backward with GAF, 0.4 s without, on one thread of a shared 2-core machine
-# (docs/benchmarks.md, tools/benchmark_model.py); the radii suit objects
+# (docs/benchmarks.md, tools/analysis_tools/benchmark_model.py); the radii suit objects
 # normalised into the unit sphere.
 DEFAULT_SA_CFG = dict(
     num_points=(256, 64, None),
@@ -22,63 +21,6 @@ DEFAULT_SA_CFG = dict(
 
 DEFAULT_GAF_CFG = dict(num_groups=64, group_size=32, embed_dims=128, depth=2, num_heads=4, mlp_ratio=2.0,
                        dropout=0.0)
-
-
-class GaussianAwareFusion(nn.Module):
-    """The Gaussian-Aware Fusion branches (GS-CLIP section 4.2).
-
-    The Gaussians are divided into ``num_groups`` groups (FPS centres and
-    their ``group_size`` nearest neighbours); a mini-PointNet embeds each
-    group's (offset, Gaussian features) into a token. A convolution branch
-    (1x1 convolutions over the tokens, max-pooled) gives the global feature;
-    a Transformer over the tokens (plus an embedding of the group centres,
-    max-pooled) gives the shape feature. Both are projected to
-    ``out_channels`` so the backbone can add them to the PointNet++ feature.
-
-    Args:
-        in_channels (int): per-Gaussian feature width C (besides xyz).
-        out_channels (int): width of the two returned features.
-        num_groups, group_size, embed_dims, depth, num_heads, mlp_ratio,
-        dropout: grouping and Transformer sizes.
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, num_groups: int = 64, group_size: int = 32,
-                 embed_dims: int = 128, depth: int = 2, num_heads: int = 4, mlp_ratio: float = 2.0,
-                 dropout: float = 0.0):
-        super().__init__()
-        self.num_groups = num_groups
-        self.group_size = group_size
-        self.group_encoder = SharedMLP(in_channels + 3, [embed_dims // 2, embed_dims])
-        self.conv_branch = SharedMLP(embed_dims, [embed_dims, 2 * embed_dims])
-        self.conv_proj = nn.Linear(2 * embed_dims, out_channels)
-        self.pos_embed = nn.Sequential(nn.Linear(3, embed_dims), nn.GELU(), nn.Linear(embed_dims, embed_dims))
-        layer = nn.TransformerEncoderLayer(embed_dims, num_heads, int(embed_dims * mlp_ratio), dropout,
-                                           activation='gelu', batch_first=True, norm_first=True)
-        self.transformer = nn.TransformerEncoder(layer, depth, norm=nn.LayerNorm(embed_dims),
-                                                 enable_nested_tensor=False)
-        self.shape_proj = nn.Linear(embed_dims, out_channels)
-
-    def forward(self, xyz: torch.Tensor, features: Optional[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Global and shape features of the Gaussians.
-
-        Args:
-            xyz (Tensor): ``[B, N, 3]`` positions.
-            features (Tensor | None): ``[B, N, C]`` Gaussian features.
-
-        Returns:
-            tuple: global feature ``[B, out_channels]`` and shape feature
-            ``[B, out_channels]``.
-        """
-        num_groups = min(self.num_groups, xyz.shape[1])
-        group_size = min(self.group_size, xyz.shape[1])
-        center = gather_points(xyz, furthest_point_sample(xyz.detach(), num_groups))  # [B, G, 3]
-        idx = knn(group_size, xyz.detach(), center.detach())  # [B, G, K]
-        grouped = group_points(xyz, features, center, idx)  # [B, G, K, 3 + C]
-        tokens = self.group_encoder(grouped).max(dim=2).values  # [B, G, D]
-        global_feat = self.conv_proj(self.conv_branch(tokens).max(dim=1).values)  # [B, out]
-        shape = self.transformer(tokens + self.pos_embed(center))  # [B, G, D]
-        shape_feat = self.shape_proj(shape.max(dim=1).values)  # [B, out]
-        return global_feat, shape_feat
 
 
 @MODELS.register_module()
@@ -113,7 +55,8 @@ class PointNet2GAF(BaseModule):
             width lists. ``num_points=None`` groups all points (last level).
             Default: :data:`DEFAULT_SA_CFG` (SSG).
         with_gaf (bool): add the Gaussian-Aware Fusion branches.
-        gaf_cfg (dict): GAF sizes, see :class:`GaussianAwareFusion`.
+        gaf_cfg (dict): GAF sizes, see
+            :class:`gsclip_mm.models.layers.GaussianAwareFusion`.
         embed_dims (int): output width (CLIP's embedding width, e.g. 512).
         head_hidden (int | None): hidden width of the MLP head (default C_last).
         dropout (float): dropout in the MLP head.

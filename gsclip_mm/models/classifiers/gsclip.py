@@ -1,6 +1,6 @@
 """GS-CLIP: a 3D encoder trained against a frozen CLIP, used zero-shot."""
 import logging
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.logging import print_log
@@ -19,8 +19,9 @@ class GSCLIP(BaseModel):
             forward takes ``[B, N, C]`` and returns a dict with ``embedding``
             ``[B, D]`` (or the embedding tensor itself).
         head (dict): config of ``FrozenCLIPHead``.
-        data_preprocessor (dict | None): default ``GSCLIPDataPreprocessor``;
-            its CLIP input size / mean / std follow the head's CLIP unless set.
+        data_preprocessor (dict | None): default ``GSCLIPDataPreprocessor``
+            (stacks the per-sample inputs; the CLIP image preprocessing is a
+            pipeline step, configured from the same ``clip`` settings as the head).
         input_key (str): which stacked input feeds the backbone (``'gaussians'``).
         init_cfg (dict | None): weight init of the trainable parts.
 
@@ -28,7 +29,8 @@ class GSCLIP(BaseModel):
         - ``'tensor'``: ``[B', D]`` 3D embeddings (not normalised) of the
           ``B'`` samples that have inputs.
         - ``'loss'``: the head's named losses (``loss_text``, ``loss_img``) and
-          the logged ``logit_scale``.
+          the logged ``logit_scale``; the image loss takes the crops' CLIP
+          image embeddings from ``inputs['img_embed']`` ``[B', D]``.
         - ``'predict'``: the data samples with ``pred_score`` ``[C]`` over the
           evaluation vocabulary, ``pred_label`` and ``embedding``.
 
@@ -57,11 +59,6 @@ class GSCLIP(BaseModel):
         self.backbone = MODELS.build(backbone)
         self.head = MODELS.build(head)
         self.input_key = input_key
-        pre = self.data_preprocessor
-        if hasattr(pre, 'set_clip_input'):
-            pre.set_clip_input(self.head.clip_image_size, self.head.clip_mean, self.head.clip_std)
-            # The crop -> tensor recipe decides the cached image embeddings: key the cache on it.
-            self.head.img_preprocess_id = pre.image_signature()
 
     def extract_feat(self, inputs: Dict[str, torch.Tensor]) -> torch.Tensor:
         """``inputs[input_key]`` ``[B, N, C]`` -> ``[B, D]`` 3D embedding."""
@@ -98,7 +95,7 @@ class GSCLIP(BaseModel):
         fitted = [ds for ds in data_samples if not is_unfittable(ds)]
         if not fitted:
             return self._zero_losses(len(data_samples))
-        return self.head.loss(self.extract_feat(inputs), inputs.get('imgs'), fitted)
+        return self.head.loss(self.extract_feat(inputs), inputs.get('img_embed'), fitted)
 
     def predict(self, inputs: Dict[str, torch.Tensor], data_samples: list) -> list:
         """Predictions for every sample, in order; unfittable ones predict nothing."""
@@ -128,7 +125,6 @@ class GSCLIP(BaseModel):
         return self.head.text_to_shape(queries, shape_embeddings, topk)
 
     @torch.no_grad()
-    def shape_to_image_ranks(self, shape_embeddings: torch.Tensor, crop_keys: List[str],
-                             imgs: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """3D -> image retrieval ranks (see ``FrozenCLIPHead.shape_to_image_ranks``)."""
-        return self.head.shape_to_image_ranks(shape_embeddings, crop_keys, imgs)
+    def shape_to_image_ranks(self, shape_embeddings: torch.Tensor, img_embed: torch.Tensor) -> torch.Tensor:
+        """3D -> image retrieval ranks of row-paired ``[N, D]`` embeddings (``FrozenCLIPHead.shape_to_image_ranks``)."""
+        return self.head.shape_to_image_ranks(shape_embeddings, img_embed)

@@ -1,3 +1,3 @@
-from .frozen_clip_head import DEFAULT_TEMPLATES, FrozenCLIPHead, info_nce, retrieval_ranks
+from .frozen_clip_head import DEFAULT_TEMPLATES, FrozenCLIPHead
 
-__all__ = ['FrozenCLIPHead', 'info_nce', 'retrieval_ranks', 'DEFAULT_TEMPLATES']
+__all__ = ['FrozenCLIPHead', 'DEFAULT_TEMPLATES']

@@ -19,7 +19,8 @@ def furthest_point_sample(xyz: torch.Tensor, num_points: int) -> torch.Tensor:
     runs over the ``num_points`` steps; each step is vectorised over the batch
     and the points. On CUDA float32 tensors with mmcv's compiled ops, mmcv's
     ``furthest_point_sample`` kernel runs instead (same rule; ties may break
-    differently).
+    differently). Distances are computed in the dtype of ``xyz``: float64
+    separates points whose float32 squared distances round to a tie.
 
     Args:
         xyz (Tensor): ``[B, N, 3]`` positions.
@@ -34,19 +35,19 @@ def furthest_point_sample(xyz: torch.Tensor, num_points: int) -> torch.Tensor:
         return ops.furthest_point_sample(xyz.contiguous(), num_points).long()
     B, N, _ = xyz.shape
     planes = xyz.permute(2, 0, 1).contiguous()  # [3, B, N]: planar coordinates broadcast fast
-    idx = xyz.new_zeros((B, num_points), dtype=torch.long)  # [B, M]; idx[:, 0] = 0
     min_d2 = xyz.new_full((B, N), float('inf'))  # [B, N] distance to the chosen set
-    d2, tmp = torch.empty_like(min_d2), torch.empty_like(min_d2)
-    last = idx[:, :1]  # [B, 1]
-    for i in range(1, num_points):
-        last_xyz = planes.gather(2, last.expand(3, B, 1))  # [3, B, 1]
-        torch.sub(planes[0], last_xyz[0], out=d2).square_()
-        for c in (1, 2):
-            d2 += torch.sub(planes[c], last_xyz[c], out=tmp).square_()
+    sq, d2 = xyz.new_empty((3, B, N)), xyz.new_empty((B, N))  # scratch, reused every step
+    last = xyz.new_zeros((B, 1), dtype=torch.long)  # [B, 1]; the first pick is point 0
+    picked = [last]
+    # Few ops per step: their dispatch, not the arithmetic, dominates on a single cloud. The sum
+    # runs in the reference's order, (dx^2 + dy^2) + dz^2, so float64 clouds match it bit for bit.
+    for _ in range(1, num_points):
+        torch.sub(planes, planes.gather(2, last.expand(3, B, 1)), out=sq).square_()  # [3, B, N]
+        torch.add(sq[0], sq[1], out=d2).add_(sq[2])  # [B, N]
         torch.minimum(min_d2, d2, out=min_d2)
-        last = min_d2.argmax(dim=1, keepdim=True)  # [B, 1]
-        idx[:, i:i + 1] = last
-    return idx
+        last = min_d2.argmax(dim=1, keepdim=True)  # [B, 1]: the lowest index among ties
+        picked.append(last)
+    return torch.cat(picked, dim=1)  # [B, M]
 
 
 def _furthest_point_sample_reference(xyz: torch.Tensor, num_points: int) -> torch.Tensor:

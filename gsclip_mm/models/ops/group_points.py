@@ -1,4 +1,6 @@
 """Gathering point features by index (the grouping step of PointNet++)."""
+from typing import Optional
+
 import torch
 
 from ._mmcv import use_mmcv
@@ -24,6 +26,29 @@ def gather_points(points: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     offset = torch.arange(B, device=idx.device).view(-1, *([1] * (idx.dim() - 1))) * N  # [B, 1, ...]
     flat = (idx.long() + offset).reshape(-1)  # [B * prod(S)]
     return points.reshape(B * N, C).index_select(0, flat).view(*idx.shape, C)
+
+
+def group_points(xyz: torch.Tensor, features: Optional[torch.Tensor], center_xyz: torch.Tensor,
+                 idx: torch.Tensor) -> torch.Tensor:
+    """Neighbour offsets from their centre, concatenated with their features.
+
+    The channels-last counterpart of mmcv's ``QueryAndGroup(use_xyz=True)``
+    after the query: the input of a PointNet++ level's shared MLP.
+
+    Args:
+        xyz (Tensor): ``[B, N, 3]`` positions.
+        features (Tensor | None): ``[B, N, C]`` per-point features.
+        center_xyz (Tensor): ``[B, M, 3]`` centres.
+        idx (Tensor): ``[B, M, K]`` neighbour indices into N.
+
+    Returns:
+        Tensor: ``[B, M, K, 3 + C]`` (``[B, M, K, 3]`` without features),
+        differentiable in ``xyz``, ``features`` and ``center_xyz``.
+    """
+    grouped = gather_points(xyz, idx) - center_xyz.unsqueeze(2)  # [B, M, K, 3]
+    if features is not None:
+        grouped = torch.cat([grouped, gather_points(features, idx)], dim=-1)  # [B, M, K, 3 + C]
+    return grouped
 
 
 def grouping_operation(features: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:

@@ -9,8 +9,8 @@ GS-CLIP config with cached CLIP embeddings, and peak memory. Times are the media
 minimum over ``--iters`` runs after ``--warmup`` runs; on a shared machine
 the minimum is the less noisy figure.
 
-    python tools/benchmark_model.py --batch 32 --points 1024 --threads 2
-    python tools/benchmark_model.py --malloc-tuning   # see tune_glibc_malloc
+    python tools/analysis_tools/benchmark_model.py --batch 32 --points 1024 --threads 2
+    python tools/analysis_tools/benchmark_model.py --malloc-tuning   # see tune_glibc_malloc
 
 Peak memory: CPU, the process's maximum resident set size
 (``resource.getrusage``; tracemalloc does not see torch's allocations), before
@@ -22,7 +22,6 @@ import os
 import resource
 import statistics
 import sys
-import tempfile
 import time
 from typing import Callable, Dict
 
@@ -37,8 +36,8 @@ from gsclip_mm.structures import GSCLIPDataSample
 from gsclip_mm.structures import GS_DIM, GS_FEATURES
 from gsclip_mm.utils import atomic_write, tune_glibc_malloc
 
-SYNTHETIC_CFG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'configs', 'gsclip',
-                             'pointnet2_gaf_synthetic.py')
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tools/analysis_tools/..
+SYNTHETIC_CFG = os.path.join(ROOT, 'configs', 'gsclip', 'pointnet2_gaf_synthetic.py')
 BACKBONES = {
     'gsclip': dict(type='PointNet2GAF'),
     'baseline': dict(type='PointNet2GAF', with_gaf=False, in_features=('xyz', 'rgb')),
@@ -98,24 +97,24 @@ def train_iteration(x: torch.Tensor) -> Callable[[], object]:
     """One ``train_step`` (data preprocessor, backbone, frozen-CLIP head loss,
     backward, AdamW step) of the synthetic GS-CLIP config on ``x`` [B, N, 14].
 
-    The CLIP's text and image embeddings are cached by a first, untimed call,
-    as they are after the first epoch of a real run (the CLIP is frozen).
+    The crops' CLIP image embeddings are inputs, as the training pipeline's
+    ``LoadCLIPImageEmbedding`` gives them from its cache (random unit vectors
+    here); the class text embeddings are computed once, by a first, untimed call.
     """
     cfg = Config.fromfile(SYNTHETIC_CFG)
-    cfg.model.head.img_cache_dir = tempfile.mkdtemp(prefix='gsclip_bench_')
     torch.manual_seed(0)
     model = MODELS.build(cfg.model).to(x.device)
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     classes = cfg.model.head.eval_classes
     g = torch.Generator().manual_seed(0)
+    img_embed = torch.nn.functional.normalize(torch.randn(x.shape[0], model.head.embed_dims, generator=g), dim=-1)
     data = dict(
-        inputs=[dict(gaussians=x[i], img=torch.randint(0, 256, (3, 48, 64), dtype=torch.uint8, generator=g),
-                     norm_scale=torch.ones(1)) for i in range(x.shape[0])],
+        inputs=[dict(gaussians=x[i], img_embed=img_embed[i], norm_scale=torch.ones(1)) for i in range(x.shape[0])],
         data_samples=[
-            GSCLIPDataSample(metainfo=dict(class_name=classes[i % len(classes)], crop_key=f'bench_{i}')).set_gt_label(
-                i % len(classes)) for i in range(x.shape[0])
+            GSCLIPDataSample(metainfo=dict(class_name=classes[i % len(classes)])).set_gt_label(i % len(classes))
+            for i in range(x.shape[0])
         ])
-    model.train_step(data, optim_wrapper)  # fills the CLIP embedding caches
+    model.train_step(data, optim_wrapper)  # fills the text embedding cache
     return lambda: model.train_step(data, optim_wrapper)
 
 

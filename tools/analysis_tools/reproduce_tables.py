@@ -6,8 +6,8 @@ resumable), train it (resuming what is there), test its last checkpoint with
 write one markdown table. Every step is a tool of its own; a finished step is
 skipped on a second run, so an interrupted run continues where it stopped.
 
-    python tools/reproduce_tables.py                       # the synthetic set
-    python tools/reproduce_tables.py --configs configs/gsclip/pointnet2_gaf_sunrgbd.py \\
+    python tools/analysis_tools/reproduce_tables.py                       # the synthetic set
+    python tools/analysis_tools/reproduce_tables.py --configs configs/gsclip/pointnet2_gaf_sunrgbd.py \\
         configs/gsclip/pointnet2_clip2_sunrgbd.py --out docs/results_sunrgbd.md
 """
 import argparse
@@ -21,8 +21,11 @@ from mmengine.config import Config
 import gsclip_mm  # noqa: F401  (allow-lists checkpoint types)
 from gsclip_mm.evaluation import ZeroShotAccuracy
 from gsclip_mm.utils import atomic_write
+from gsclip_mm.utils.config_utils import find_fit_step, split_dataset
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))  # the repository: tools/analysis_tools/../..
+# The steps' tools, relative to ROOT (run as commands: no tool imports another).
+FIT, TRAIN, TEST = 'tools/fit_gaussians.py', 'tools/train.py', 'tools/test.py'
 SYNTHETIC = [
     'configs/gsclip/pointnet2_gaf_synthetic.py',
     'configs/gsclip/pointnet2_clip2_synthetic.py',
@@ -48,9 +51,9 @@ def run(cmd):
 
 
 def has_fitting(cfg: Config) -> bool:
-    ds = cfg.train_dataloader.dataset
-    ds = ds.get('dataset', ds)
-    return any(str(t.get('type', '')).endswith('FitGaussians') for t in ds.pipeline)
+    """Whether the training pipeline fits Gaussians (the CLIP^2-style baseline does not)."""
+    ds = split_dataset(cfg, 'train')
+    return ds is not None and find_fit_step(ds.get('pipeline', [])) is not None
 
 
 def evaluate(cfg: Config, preds_file: str) -> dict:
@@ -65,7 +68,8 @@ def evaluate(cfg: Config, preds_file: str) -> dict:
 
 
 def markdown(rows, classes) -> str:
-    # Avg. is the per-object accuracy, as the paper's Table 1; the class mean beside it
+    """One row per (method, config path, ZeroShotAccuracy metrics). Avg. is the per-object accuracy, as the
+    paper's Table 1; the class mean beside it."""
     head = ['Method', 'config', 'Avg.', 'class mean', 'top-5'] + [c.replace('_', ' ') for c in classes]
     lines = ['| ' + ' | '.join(head) + ' |', '|' + ' --- |' * len(head)]
     for name, cfg_path, m in rows:
@@ -86,12 +90,12 @@ def main():
         if has_fitting(cfg):
             # A few unfittable objects do not stop the tables: they are recorded, dropped from training and
             # scored as misses in testing (the protocol line counts them). More than 5% stops here.
-            run(['tools/fit_gaussians.py', cfg_path, '--allow-failures', '0.05'])
-        run(['tools/train.py', cfg_path, '--work-dir', work_dir, '--resume'])
+            run([FIT, cfg_path, '--allow-failures', '0.05'])
+        run([TRAIN, cfg_path, '--work-dir', work_dir, '--resume'])
         with open(osp.join(work_dir, 'last_checkpoint')) as f:
             ckpt = f.read().strip()
         preds = osp.join(work_dir, 'predictions.pkl')
-        run(['tools/test.py', cfg_path, ckpt, '--work-dir', work_dir, '--out', preds])
+        run([TEST, cfg_path, ckpt, '--work-dir', work_dir, '--out', preds])
         metrics = evaluate(cfg, preds)
         classes = classes or [c for c in cfg.model.head.eval_classes]
         rows.append((cfg.test_evaluator.get('method_name', name), cfg_path, metrics))

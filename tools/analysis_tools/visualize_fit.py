@@ -1,6 +1,6 @@
 """Side-by-side PNG of one object: image crop | fitting target (masked crop) | render of its Gaussians.
 
-    python tools/visualize_fit.py CONFIG --index 0 [--split train] [--out fit_0.png] [--size 256]
+    python tools/analysis_tools/visualize_fit.py CONFIG --index 0 [--split train] [--out fit_0.png] [--size 256]
 
 The Gaussians come from FitGaussians' cache (fitted now and cached when
 missing, unless ``--no-fit``); the render uses the object's own camera, at
@@ -12,18 +12,16 @@ import os.path as osp
 
 import mmcv
 import numpy as np
-import torch.nn.functional as F
 import torch
+import torch.nn.functional as F
 from mmcv.transforms import Compose
-from mmengine.config import Config, DictAction
-from mmengine.registry import init_default_scope
+from mmengine.config import DictAction
 
 import gsclip_mm  # noqa: F401
 from gsclip_mm.gaussians import FitSettings, crop_intrinsics, decompose_depth2img, prepare_fit_input, render_gaussians
 from gsclip_mm.gaussians.fitting import crop_box
 from gsclip_mm.registry import DATASETS, TRANSFORMS
-
-from fit_gaussians import SPLITS, split_pipeline, unwrap_dataset  # noqa: E402  (same folder)
+from gsclip_mm.utils.config_utils import SPLITS, fitting_configs, load_config
 
 
 def parse_args(argv=None):
@@ -52,12 +50,11 @@ def panels(img: np.ndarray, box, target: np.ndarray, render: np.ndarray, width: 
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    init_default_scope('gsclip_mm')
-    ds_cfg = unwrap_dataset(copy.deepcopy(cfg[SPLITS[args.split]]['dataset'].to_dict()))
-    pre_cfg, fit_cfg = split_pipeline(ds_cfg.pop('pipeline', []), SPLITS[args.split])
+    cfg = load_config(args.config, args.cfg_options)
+    configs = fitting_configs(cfg, args.split)
+    if configs is None:
+        raise ValueError(f'{args.config} has no {SPLITS[args.split]} dataset')
+    ds_cfg, pre_cfg, fit_cfg = configs
     fit_cfg.update(args.fit_options)
     if args.cache_dir:
         fit_cfg['cache_dir'] = args.cache_dir

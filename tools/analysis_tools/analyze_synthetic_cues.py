@@ -7,7 +7,7 @@ rotation-invariant shape alone (scale removed), and all together; with
 ``--pointnet`` also a small PointNet on the unit-sphere-normalised points
 (xyz, then xyz + rgb), closer to what the 3D encoder sees::
 
-    python -m gsclip_mm.datasets.synthetic.cues data/synthetic_sunrgbd --pointnet
+    python tools/analysis_tools/analyze_synthetic_cues.py data/synthetic_sunrgbd --pointnet
 
 It is a sanity check of docs/synthetic.md's claims, not part of training.
 """
@@ -18,9 +18,8 @@ from typing import Dict, List, Tuple
 import numpy as np
 import torch
 
-from .objects import CLASSES
-from .scene import points_in_box
-from ..utils import load_infos
+from gsclip_mm.datasets.synthetic import CLASSES
+from gsclip_mm.datasets.utils import load_infos, points_in_rboxes
 
 
 def object_features(pts: np.ndarray, b: np.ndarray) -> Dict[str, np.ndarray]:
@@ -56,7 +55,7 @@ def collect(root: str, infos: str, num_points: int = 512
                           np.float32).reshape(-1, 6)
         for inst in info['instances']:
             b = np.array(inst['bbox_3d'])
-            m = points_in_box(pts[:, :3].astype(np.float64), b)
+            m = points_in_rboxes(pts[:, :3].astype(np.float64), b[None])[0]
             if m.sum() < 10:
                 continue
             for k, v in object_features(pts[m], b).items():
@@ -71,8 +70,14 @@ def collect(root: str, infos: str, num_points: int = 512
     return {k: np.stack(v) for k, v in feats.items()}, np.array(labels)
 
 
-def mean_class_accuracy(xtr, ytr, xte, yte, steps: int = 600,
-                        seed: int = 0) -> float:
+def class_mean_accuracy(pred: np.ndarray, gt: np.ndarray) -> float:
+    """Mean over the classes present in ``gt`` of each class's accuracy
+    (so a frequent class counts no more than a rare one)."""
+    return float(np.mean([(pred[gt == c] == c).mean() for c in np.unique(gt)]))
+
+
+def mlp_accuracy(xtr, ytr, xte, yte, steps: int = 600,
+                 seed: int = 0) -> float:
     """Fit a 1-hidden-layer MLP on (xtr, ytr); mean per-class accuracy on
     the test classes present."""
     torch.manual_seed(seed)
@@ -90,9 +95,7 @@ def mean_class_accuracy(xtr, ytr, xte, yte, steps: int = 600,
         opt.zero_grad()
         torch.nn.functional.cross_entropy(net(xtr), ytr_t, weight=w).backward()
         opt.step()
-    pred = net(xte).argmax(1).numpy()
-    return float(np.mean([(pred[yte == c] == c).mean()
-                          for c in np.unique(yte)]))
+    return class_mean_accuracy(net(xte).argmax(1).numpy(), yte)
 
 
 def pointnet_accuracy(ptr, ytr, pte, yte, channels: int = 3,
@@ -133,11 +136,11 @@ def pointnet_accuracy(ptr, ytr, pte, yte, channels: int = 3,
     with torch.no_grad():
         pred = net(torch.tensor(pte[..., :channels]).transpose(1, 2)
                    ).argmax(1).numpy()
-    return float(np.mean([(pred[yte == c] == c).mean()
-                          for c in np.unique(yte)]))
+    return class_mean_accuracy(pred, yte)
 
 
-def main(argv=None):
+def main(argv=None) -> Dict[str, float]:
+    """Print and return the mean class accuracy on val per cue (``'size + colour'``, ``'PointNet xyz'``...)."""
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('data_root')
     p.add_argument('--pointnet', action='store_true',
@@ -150,15 +153,17 @@ def main(argv=None):
     cues = [('size',), ('colour',), ('count',), ('shape',),
             ('shape', 'colour'), ('size', 'colour', 'count'),
             ('size', 'colour', 'count', 'shape')]
+    results = {}
     for cue in cues:
         xtr = np.concatenate([ftr[k] for k in cue], 1)
         xte = np.concatenate([fte[k] for k in cue], 1)
-        acc = mean_class_accuracy(xtr, ytr, xte, yte)
-        print(f'  {" + ".join(cue):32s} {acc:.3f}')
+        results[' + '.join(cue)] = mlp_accuracy(xtr, ytr, xte, yte)
     if args.pointnet:
         for ch, name in ((3, 'PointNet xyz'), (6, 'PointNet xyz + rgb')):
-            acc = pointnet_accuracy(ftr['points'], ytr, fte['points'], yte, ch)
-            print(f'  {name:32s} {acc:.3f}')
+            results[name] = pointnet_accuracy(ftr['points'], ytr, fte['points'], yte, ch)
+    for name, acc in results.items():
+        print(f'  {name:32s} {acc:.3f}')
+    return results
 
 
 if __name__ == '__main__':

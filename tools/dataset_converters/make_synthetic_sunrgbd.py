@@ -1,6 +1,6 @@
 """Write a synthetic SUN RGB-D set in mmdetection3d's converted layout.
 
-    python tools/make_synthetic_sunrgbd.py --out-dir data/synthetic_sunrgbd \
+    python tools/dataset_converters/make_synthetic_sunrgbd.py --out-dir data/synthetic_sunrgbd \
         --num-scenes 100 --seed 0 --workers 2
 
 Output (the layout of mmdetection3d's ``tools/create_data.py sunrgbd``)::
@@ -12,7 +12,8 @@ Output (the layout of mmdetection3d's ``tools/create_data.py sunrgbd``)::
 
 The split is by scene (``--val-ratio``, deterministic from the seed), so no
 object of a val scene is seen in training. Each scene depends only on
-(seed, scene index): the output is the same for any ``--workers``.
+(seed, scene index): the output is the same for any ``--workers``. To look at
+the result: ``tools/analysis_tools/preview_synthetic.py``.
 """
 import argparse
 import os
@@ -43,8 +44,6 @@ def parse_args(argv=None):
                    help='fraction of scenes in sunrgbd_infos_val.pkl')
     p.add_argument('--workers', type=int, default=min(2, os.cpu_count() or 1),
                    help='processes (the output does not depend on it)')
-    p.add_argument('--grid', default=None,
-                   help='also write a PNG grid of scenes and crops here')
     args = p.parse_args(argv)
     if args.num_scenes < 1:
         p.error(f'--num-scenes must be >= 1, got {args.num_scenes}')
@@ -81,10 +80,6 @@ def main(argv=None):
           f'{args.out_dir}')
     print('objects per class: ' + ', '.join(
         f'{c} {n}' for c, n in zip(CLASSES, counts)))
-    if args.grid:
-        from gsclip_mm.datasets.synthetic.preview import make_grid
-        make_grid(args.out_dir, 'sunrgbd_infos_train.pkl', args.grid)
-        print(f'grid written to {args.grid}')
 
 
 if __name__ == '__main__':

@@ -1,16 +1,23 @@
-"""A PNG contact sheet of written scenes and object crops, read back from
-disk through the infos file (so it also shows what a loader sees)."""
+"""A PNG contact sheet of written synthetic scenes and object crops, read back
+from disk through the infos file (so it also shows what a loader sees).
+
+    python tools/analysis_tools/preview_synthetic.py data/synthetic_sunrgbd \
+        --out docs/synthetic_grid.png [--infos sunrgbd_infos_train.pkl]
+
+Scenes with their 2D boxes and class names in rows of three, then object
+crops grouped by class.
+"""
+import argparse
 import os.path as osp
 from typing import List
 
 import cv2
 import numpy as np
 
+from gsclip_mm.datasets.synthetic import CLASSES
+from gsclip_mm.datasets.synthetic.generator import IMAGE_DIR
+from gsclip_mm.datasets.utils import load_infos
 from gsclip_mm.utils import atomic_write
-
-from .generator import IMAGE_DIR
-from .objects import CLASSES
-from ..utils import load_infos
 
 
 def _label(img: np.ndarray, text: str, org, scale: float = 0.4) -> None:
@@ -71,3 +78,25 @@ def make_grid(data_root: str, infos: str, out_path: str, num_scenes: int = 6,
     ok, png = cv2.imencode('.png', grid)
     atomic_write(out_path, png.tobytes())
     return grid
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description='PNG of synthetic scenes and object crops')
+    p.add_argument('data_root', help='a folder written by tools/dataset_converters/make_synthetic_sunrgbd.py')
+    p.add_argument('--out', default='synthetic_grid.png', help='PNG path')
+    p.add_argument('--infos', default='sunrgbd_infos_train.pkl', help='infos file under data_root')
+    p.add_argument('--num-scenes', type=int, default=6, help='scenes shown')
+    p.add_argument('--crops-per-class', type=int, default=2)
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    grid = make_grid(args.data_root, args.infos, args.out, num_scenes=args.num_scenes,
+                     crops_per_class=args.crops_per_class)
+    print(f'{grid.shape[1]}x{grid.shape[0]} grid written to {args.out}')
+    return grid
+
+
+if __name__ == '__main__':
+    main()

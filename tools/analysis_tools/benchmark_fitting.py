@@ -1,7 +1,7 @@
 """Speed of Gaussian fitting: ms per step (forward + backward + Adam), objects/s, peak memory, PSNR.
 
-    python tools/benchmark_fitting.py [--threads 2] [--gaussians 2048] [--resolution 64]
-                                      [--batches 1 4 16] [--steps 20] [--quality-steps 100]
+    python tools/analysis_tools/benchmark_fitting.py [--threads 2] [--gaussians 2048] [--resolution 64]
+                                                     [--batches 1 4 16] [--steps 20] [--quality-steps 100]
 
 Case (issue 3): a synthetic object of ``--gaussians`` points on a curved
 surface filling the view, target ``--resolution`` square rendered from
@@ -24,6 +24,8 @@ import time
 
 import numpy as np
 import torch
+
+from gsclip_mm.utils.cpu_tuning import set_omp_wait_policy
 
 
 def parse_args(argv=None):
@@ -94,7 +96,7 @@ def run(spec: dict) -> dict:
     """Run :func:`worker` in a fresh process (clean peak-memory figure)."""
     env = dict(os.environ)
     if spec.get('tuning', True):
-        env.setdefault('OMP_WAIT_POLICY', 'PASSIVE')  # as tools/fit_gaussians.py does
+        set_omp_wait_policy(env)  # as tools/fit_gaussians.py does (the child reads it when it loads torch)
     out = subprocess.run([sys.executable, __file__, '--worker', json.dumps(spec)], check=True, capture_output=True,
                          text=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])

@@ -1,0 +1,77 @@
+"""Config helpers the tools share: load a config, and find the Gaussian-fitting step of its datasets.
+
+``tools/fit_gaussians.py`` fits ahead of training what a config's
+``FitGaussians`` step would fit; ``tools/analysis_tools/visualize_fit.py``
+renders one such fit; ``tools/analysis_tools/reproduce_tables.py`` asks
+whether a config fits at all. All three read the dataset config the same way
+(through dataset wrappers, split at the fitting step), so it lives here.
+"""
+import copy
+from typing import List, Optional, Sequence, Tuple
+
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+
+#: Split name -> the config's dataloader key.
+SPLITS = dict(train='train_dataloader', val='val_dataloader', test='test_dataloader')
+
+
+def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
+    """The config at ``path`` with ``cfg_options`` (``--cfg-options``) merged last, and gsclip_mm's default
+    scope set: the tools build its components from gsclip_mm's registries by their plain names."""
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    init_default_scope('gsclip_mm')
+    return cfg
+
+
+def unwrap_dataset(cfg: dict) -> dict:
+    """The innermost dataset config (through wrappers such as ClassBalancedDataset / RepeatDataset)."""
+    while 'dataset' in cfg and isinstance(cfg['dataset'], dict):
+        cfg = cfg['dataset']
+    return cfg
+
+
+def find_fit_step(pipeline: Sequence[dict]) -> Optional[int]:
+    """Index of the first ``FitGaussians`` transform (with or without a scope prefix), None if there is none."""
+    for i, t in enumerate(pipeline):
+        if str(t.get('type', '')).split('.')[-1] == 'FitGaussians':
+            return i
+    return None
+
+
+def split_pipeline(pipeline: Sequence[dict], where: str) -> Tuple[List[dict], dict]:
+    """(copies of the transforms before FitGaussians, a copy of the FitGaussians config).
+
+    Raises:
+        ValueError: naming ``where`` when the pipeline has no FitGaussians step.
+    """
+    i = find_fit_step(pipeline)
+    if i is None:
+        raise ValueError(f'{where}: its pipeline has no FitGaussians step: nothing to fit')
+    return copy.deepcopy([dict(t) for t in pipeline[:i]]), copy.deepcopy(dict(pipeline[i]))
+
+
+def split_dataset(cfg: Config, split: str) -> Optional[dict]:
+    """A plain-dict copy of the innermost dataset config of ``split`` (a key of :data:`SPLITS`); None when the
+    config has no such dataloader or it has no dataset."""
+    loader = cfg.get(SPLITS[split])
+    if not loader or not loader.get('dataset'):
+        return None
+    ds = loader['dataset']
+    return unwrap_dataset(copy.deepcopy(ds.to_dict() if hasattr(ds, 'to_dict') else dict(ds)))
+
+
+def fitting_configs(cfg: Config, split: str) -> Optional[Tuple[dict, List[dict], dict]]:
+    """(dataset config without its pipeline, transforms before FitGaussians, FitGaussians config) of ``split``;
+    None when the config has no dataset for it.
+
+    Raises:
+        ValueError: the split's pipeline has no FitGaussians step.
+    """
+    ds_cfg = split_dataset(cfg, split)
+    if ds_cfg is None:
+        return None
+    pre, fit_cfg = split_pipeline(ds_cfg.pop('pipeline', []), f'{SPLITS[split]}.dataset')
+    return ds_cfg, pre, fit_cfg

@@ -1,0 +1,145 @@
+"""The tools' layout (no tool imports another; the commands the orchestrating tools run exist) and
+tools/analysis_tools: the synthetic set's preview and cue analysis, the results table."""
+import ast
+import glob
+import importlib.util
+import math
+import os.path as osp
+import pickle
+
+import cv2
+import numpy as np
+import pytest
+from mmengine.config import Config
+
+from test_train_test import ROOT
+
+TOOLS = osp.join(ROOT, 'tools')
+H, W = 120, 160  # small images keep the tests fast
+
+
+def load_tool(path):
+    """A tool as a module, from its file (tools are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(osp.splitext(osp.basename(path))[0], osp.join(TOOLS, path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def imported_modules(path):
+    """Top-level names of every module a Python file imports."""
+    names = set()
+    for node in ast.walk(ast.parse(open(path).read())):
+        if isinstance(node, ast.Import):
+            names.update(a.name.split('.')[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            names.add(node.module.split('.')[0])
+    return names
+
+
+def test_no_tool_imports_another():
+    tools = glob.glob(osp.join(TOOLS, '**', '*.py'), recursive=True)
+    names = {osp.splitext(osp.basename(t))[0] for t in tools}
+    assert {'train', 'test', 'fit_gaussians', 'visualize_fit', 'make_synthetic_sunrgbd'} <= names
+    for tool in tools:
+        assert not imported_modules(tool) & names, tool
+        assert 'sys.path' not in open(tool).read(), tool
+
+
+def test_the_commands_of_demo_and_reproduce_tables_exist():
+    demo = load_tool('demo.py')
+    tables = load_tool('analysis_tools/reproduce_tables.py')
+    assert tables.ROOT == demo.ROOT == ROOT
+    for path in (demo.GENERATE, demo.FIT, demo.TRAIN, demo.TEST, tables.FIT, tables.TRAIN, tables.TEST,
+                 *tables.SYNTHETIC):
+        assert osp.isfile(osp.join(ROOT, path)), path
+
+
+def test_has_fitting():
+    has_fitting = load_tool('analysis_tools/reproduce_tables.py').has_fitting
+    pipeline = [dict(type='LoadObjectPoints'), dict(type='gsclip_mm.FitGaussians', cache_dir='c')]
+    wrapped = Config(dict(train_dataloader=dict(dataset=dict(type='RepeatDataset', times=2, dataset=dict(
+        type='ClassBalancedDataset', dataset=dict(type='SUNRGBDObjectDataset', pipeline=pipeline))))))
+    assert has_fitting(wrapped)  # found through both wrappers
+    baseline = Config(dict(train_dataloader=dict(dataset=dict(type='SUNRGBDObjectDataset', pipeline=pipeline[:1]))))
+    assert not has_fitting(baseline)
+
+
+def test_results_table_cells():
+    markdown = load_tool('analysis_tools/reproduce_tables.py').markdown
+    metrics = dict(overall_acc=87.64, class_mean_acc=80.04, top5_acc=98.91, acc_bed=50.0, acc_night_stand=75.0)
+    table = markdown([('GS-CLIP', 'configs/gsclip/x.py', metrics)], ['bed', 'chair', 'night_stand'])
+    head, rule, row = table.splitlines()
+    assert head == '| Method | config | Avg. | class mean | top-5 | bed | chair | night stand |'
+    assert rule == '|' + ' --- |' * 8
+    # Avg. is the paper's per-object accuracy; a class without test objects is '-'
+    assert row == '| GS-CLIP | `x.py` | 87.6 | 80.0 | 98.9 | 50.0 | - | 75.0 |'
+
+
+@pytest.fixture(scope='module')
+def written(tmp_path_factory):
+    """Six synthetic scenes (one worker)."""
+    out = str(tmp_path_factory.mktemp('syn'))
+    load_tool('dataset_converters/make_synthetic_sunrgbd.py').main([
+        '--out-dir', out, '--num-scenes', '6', '--seed', '3', '--height', str(H), '--width', str(W),
+        '--min-points', '30', '--val-ratio', '0.34', '--workers', '1'])
+    return out
+
+
+def test_preview_synthetic(written, tmp_path):
+    preview = load_tool('analysis_tools/preview_synthetic.py')
+    out = str(tmp_path / 'grid.png')
+    grid = preview.main([written, '--out', out])
+    with open(osp.join(written, 'sunrgbd_infos_train.pkl'), 'rb') as f:
+        infos = pickle.load(f)['data_list']
+    counts = np.bincount([i['bbox_label_3d'] for info in infos for i in info['instances']], minlength=10)
+    tiles = int(np.minimum(counts, 2).sum())  # up to 2 crops per class
+    per_row = 3 * W // 120  # 120-pixel crops in rows as wide as three scenes
+    # 4 train scenes: two rows of three scene images, then the rows of crops
+    assert grid.shape == (2 * H + math.ceil(tiles / per_row) * 120, 3 * W, 3)
+    assert np.array_equal(cv2.imread(out), grid)  # the PNG holds exactly the returned grid
+
+
+def test_class_mean_accuracy_weighs_classes_equally():
+    cues = load_tool('analysis_tools/analyze_synthetic_cues.py')
+    gt = np.array([0] * 9 + [1])
+    pred = np.zeros(10, int)  # always class 0: 9 of 10 objects right, but one class of two
+    assert cues.class_mean_accuracy(pred, gt) == pytest.approx(0.5)
+    assert cues.class_mean_accuracy(np.array([0] * 8 + [1, 1]), gt) == pytest.approx((8 / 9 + 1) / 2)
+
+
+def test_object_features():
+    cues = load_tool('analysis_tools/analyze_synthetic_cues.py')
+    rng = np.random.default_rng(0)
+    pts = np.concatenate([rng.uniform(-0.5, 0.5, (200, 3)), np.full((200, 3), 0.25)], 1).astype(np.float32)
+    f = cues.object_features(pts, np.array([0, 0, 0, 2.0, 0.5, 1.0, 0.3]))
+    assert f['size'].tolist() == [0.5, 2.0, 1.0]  # sorted footprint, then height
+    assert f['count'] == pytest.approx([math.log(200)])
+    assert f['colour'][:6] == pytest.approx([0.25, 0.25, 0.25, 0, 0, 0], abs=1e-6)  # mean, std
+    assert f['shape'][:48].sum() == pytest.approx(1) and f['shape'][48:].sum() == pytest.approx(1)  # histograms
+
+
+def test_mlp_separates_separable_cues():
+    cues = load_tool('analysis_tools/analyze_synthetic_cues.py')
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 10, (10, 3))
+    y = np.repeat(np.arange(10), 8)
+    x = centres[y] + rng.normal(0, 0.1, (80, 3))
+    assert cues.mlp_accuracy(x[::2], y[::2], x[1::2], y[1::2], steps=200) == 1.0
+    # a feature that carries no class at all: the held-out classes are not recovered
+    assert cues.mlp_accuracy(np.zeros((40, 1)), y[::2], np.zeros((40, 1)), y[1::2], steps=50) == pytest.approx(0.1)
+
+
+def test_cue_analysis_on_a_written_set(written):
+    cues = load_tool('analysis_tools/analyze_synthetic_cues.py')
+    feats, labels = cues.collect(written, 'sunrgbd_infos_train.pkl', num_points=64)
+    with open(osp.join(written, 'sunrgbd_infos_train.pkl'), 'rb') as f:
+        infos = pickle.load(f)['data_list']
+    # every annotated object holds >= 30 points (--min-points), so none is skipped
+    assert labels.tolist() == [i['bbox_label_3d'] for info in infos for i in info['instances']]
+    assert feats['points'].shape == (len(labels), 64, 6)
+    assert np.linalg.norm(feats['points'][..., :3], axis=-1).max(1) == pytest.approx(1, abs=1e-5)  # unit sphere
+    results = cues.main([written])
+    assert list(results) == ['size', 'colour', 'count', 'shape', 'shape + colour', 'size + colour + count',
+                             'size + colour + count + shape']
+    assert all(0 <= a <= 1 for a in results.values())
