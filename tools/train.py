@@ -29,6 +29,9 @@ def parse_args():
         'in the work directory.')
     parser.add_argument('--amp', action='store_true', help='enable automatic-mixed-precision training')
     parser.add_argument('--no-validate', action='store_true', help='skip validation during training')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help='scale the lr by the total batch (processes x batch per process) over the config\'s '
+                        'auto_scale_lr.base_batch_size (the batch its lr was set for)')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -71,6 +74,11 @@ def merge_args(cfg, args):
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
+
+    if args.auto_scale_lr:
+        if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
+            raise ValueError(f'{args.config}: --auto-scale-lr needs auto_scale_lr.base_batch_size in the config')
+        cfg.auto_scale_lr.enable = True
 
     if args.no_validate:
         cfg.val_cfg = None

@@ -18,3 +18,16 @@ SUNRGBD37_CLASSES = ('wall', 'floor', 'cabinet', 'bed', 'chair', 'sofa', 'table'
                      'floor_mat', 'clothes', 'ceiling', 'books', 'fridge', 'tv', 'paper', 'towel', 'shower_curtain',
                      'box', 'whiteboard', 'person', 'night_stand', 'toilet', 'sink', 'lamp', 'bathtub', 'bag')
 assert len(SUNRGBD37_CLASSES) == 37 and set(SUNRGBD_CLASSES) <= set(SUNRGBD37_CLASSES)
+
+# Named vocabularies, so that configs say ``eval_classes='sunrgbd37'`` instead of restating a list
+# (as mmpretrain's zero-shot CLIP takes ``text_prototype='imagenet'``).
+VOCABULARIES = dict(sunrgbd10=SUNRGBD_TABLE1_ORDER, sunrgbd37=SUNRGBD37_CLASSES)
+
+
+def resolve_classes(classes):
+    """A vocabulary name (a key of :data:`VOCABULARIES`) -> its classes; a sequence of names -> a tuple."""
+    if isinstance(classes, str):
+        if classes not in VOCABULARIES:
+            raise KeyError(f'unknown class vocabulary {classes!r}; known: {sorted(VOCABULARIES)} (or pass a list)')
+        return VOCABULARIES[classes]
+    return tuple(classes)

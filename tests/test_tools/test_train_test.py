@@ -92,13 +92,38 @@ def test_amp_flag_switches_optim_wrapper():
     from mmengine.config import Config
     cfg = Config.fromfile(TOY_CFG)
     args = train_tool.argparse.Namespace(
-        launcher='none', work_dir='w', amp=True, resume=None, no_validate=False,
+        launcher='none', work_dir='w', amp=True, resume=None, no_validate=False, auto_scale_lr=False,
         cfg_options={'optim_wrapper.optimizer.lr': 0.5}, config=TOY_CFG)
     cfg = train_tool.merge_args(cfg, args)
     assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
     assert cfg.optim_wrapper.loss_scale == 'dynamic'
     assert cfg.optim_wrapper.optimizer.lr == 0.5  # --cfg-options applied last
     assert cfg.work_dir == 'w'
+
+
+def test_auto_scale_lr_flag_scales_the_lr_by_the_total_batch(tmp_path):
+    sys.path.insert(0, osp.join(ROOT, 'tools'))
+    try:
+        import train as train_tool
+    finally:
+        sys.path.pop(0)
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+    cfg = Config.fromfile(TOY_CFG)
+    cfg.auto_scale_lr = dict(base_batch_size=2)  # the toy trains with batch 4 in one process: lr x 2
+    args = train_tool.argparse.Namespace(launcher='none', work_dir=str(tmp_path), amp=False, resume=None,
+                                         no_validate=False, auto_scale_lr=True, cfg_options=None, config=TOY_CFG)
+    cfg = train_tool.merge_args(cfg, args)
+    assert cfg.auto_scale_lr.enable
+    runner = Runner.from_cfg(cfg)
+    optim_wrapper = runner.build_optim_wrapper(cfg.optim_wrapper)
+    runner.scale_lr(optim_wrapper, cfg.auto_scale_lr)
+    assert optim_wrapper.optimizer.param_groups[0]['lr'] == pytest.approx(2 * 0.05)
+    # a config without a base batch cannot be scaled: said, not ignored
+    cfg2 = Config.fromfile(TOY_CFG)
+    cfg2.pop('auto_scale_lr', None)
+    with pytest.raises(ValueError, match='base_batch_size'):
+        train_tool.merge_args(cfg2, args)
 
 
 def test_test_tool_refuses_malicious_checkpoint(tmp_path):

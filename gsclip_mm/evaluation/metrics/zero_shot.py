@@ -15,6 +15,7 @@ import torch
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
+from gsclip_mm.datasets.categories import resolve_classes
 from gsclip_mm.registry import METRICS
 from gsclip_mm.structures.data_sample import NO_PREDICTION, top1_labels  # noqa: F401  (the shared rule)
 from gsclip_mm.utils import readable_class_name
@@ -70,8 +71,9 @@ class ZeroShotAccuracy(BaseMetric):
       miss, whatever its scores hold) (``num_unfittable``).
 
     Args:
-        classes (Sequence[str] | None): the class subset (default: the whole
-            vocabulary of the predictions).
+        classes (str | Sequence[str] | None): the class subset, or a
+            vocabulary name of :mod:`gsclip_mm.datasets.categories` such as
+            ``'sunrgbd10'`` (default: the whole vocabulary of the predictions).
         topk (Sequence[int]): accuracies reported as ``top{k}_acc``; k is
             capped at the number of classes. Default (1, 5).
         method_name (str): the row label of the logged table.
@@ -96,7 +98,7 @@ class ZeroShotAccuracy(BaseMetric):
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None):
         super().__init__(collect_device=collect_device, prefix=prefix)
-        self.classes = tuple(classes) if classes is not None else None
+        self.classes = resolve_classes(classes) if classes is not None else None
         self.topk = tuple(int(k) for k in topk)
         if not self.topk or min(self.topk) < 1:
             raise ValueError(f'topk must be positive integers, got {topk}')

@@ -16,7 +16,7 @@ The open_clip model is held *outside* the module tree (a plain attribute), so
 ``parameters()``, the optimiser, ``state_dict()`` / checkpoints, ``.train()``
 and DDP never see it. It is moved lazily to the device of the embeddings.
 """
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -24,7 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
 
-from gsclip_mm.datasets.categories import SUNRGBD_TABLE1_ORDER
+from gsclip_mm.datasets.categories import resolve_classes
 from gsclip_mm.registry import MODELS
 from gsclip_mm.utils import readable_class_name
 from ..utils.clip_loader import TINY_CLIP_NAME, build_frozen_clip, clip_embed_dims, clip_identity, encode_images
@@ -53,8 +53,10 @@ class FrozenCLIPHead(BaseModule):
             ``LoadCLIPImageEmbedding`` reads the same.)
         templates (Sequence[str]): prompt templates with one ``{}``; a class's
             text embedding is the L2-normalised mean of its templates' embeddings.
-        eval_classes (Sequence[str]): the zero-shot vocabulary of ``predict``
-            (raw names; default the paper's 10 SUN RGB-D classes).
+        eval_classes (str | Sequence[str]): the zero-shot vocabulary of
+            ``predict``: raw names, or a vocabulary name of
+            :mod:`gsclip_mm.datasets.categories` (default ``'sunrgbd10'``, the
+            paper's 10 SUN RGB-D classes in its Table 1 order; ``'sunrgbd37'``).
         loss (dict | None): the contrastive loss, default ``dict(type='InfoNCELoss')``
             (symmetric, same-class / same-crop pairs masked).
         loss_text_weight, loss_img_weight (float): ``w_t``, ``w_i`` (paper 0.5 / 0.5).
@@ -73,7 +75,7 @@ class FrozenCLIPHead(BaseModule):
                  clip_seed: int = 0,
                  clip_cache_dir: Optional[str] = None,
                  templates: Sequence[str] = DEFAULT_TEMPLATES,
-                 eval_classes: Sequence[str] = SUNRGBD_TABLE1_ORDER,
+                 eval_classes: Union[str, Sequence[str]] = 'sunrgbd10',
                  loss: Optional[dict] = None,
                  loss_text_weight: float = 0.5,
                  loss_img_weight: float = 0.5,
@@ -96,7 +98,7 @@ class FrozenCLIPHead(BaseModule):
         self.pretrained = pretrained
         self.clip_seed = clip_seed
         self.templates = templates
-        self.eval_classes = tuple(eval_classes)
+        self.eval_classes = resolve_classes(eval_classes)
         self.loss_module = MODELS.build(loss if loss is not None else dict(type='InfoNCELoss'))
         self.loss_text_weight = float(loss_text_weight)
         self.loss_img_weight = float(loss_img_weight)
