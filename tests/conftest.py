@@ -10,7 +10,8 @@ sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), 'data'))
 
 # Test files whose every test compares floats computed by different kernels (tiles vs dense, batched vs
 # separate, fast ops vs references); tests elsewhere may carry @pytest.mark.numerics themselves.
-NUMERICS_FILES = ('test_gaussians/test_rasterize.py', 'test_gaussians/test_fitting.py',
+NUMERICS_FILES = ('test_gaussians/test_rasterize.py', 'test_gaussians/test_rasterize_fused.py',
+                  'test_gaussians/test_fitting.py',
                   'test_gaussians/test_metrics.py', 'test_models/test_ops.py', 'test_models/test_backbones.py')
 
 

@@ -1,7 +1,11 @@
 """Differentiable 3DGS rasterisers behind one function, :func:`rasterize`.
 
 * ``'gsplat'``: gsplat's CUDA ``rasterization`` (CUDA tensors only).
-* ``'tiles'``: our fast CPU rasteriser, :func:`rasterize_tiles`. gsplat has no
+* ``'fused'``: the CPU default, :func:`~.rasterize_fused.rasterize_fused`:
+  gsplat's tile algorithm (bin to tiles, sort by depth, composite front to
+  back per pixel; backward from the back with the saved final transmittance)
+  as compiled numba loops, parallel over tiles, in a ``torch.autograd.Function``.
+* ``'tiles'``: our PyTorch-ops CPU rasteriser, :func:`rasterize_tiles`. gsplat has no
   CPU rasteriser (its "pure PyTorch" ``_rasterize_to_pixels`` still calls a CUDA
   kernel to find the pixel/Gaussian pairs), so we write one: each Gaussian is
   evaluated only on the pixels of the screen tiles its 3-sigma box touches,
@@ -212,14 +216,16 @@ def rasterize(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, c
         means [B, N, 3], quats [B, N, 4] (wxyz), scales [B, N, 3], opacities [B, N]
         (in [0, 1]), colors [B, N, D], viewmats [B, 4, 4] (world to camera),
         Ks [B, 3, 3], background [B, D] or None.
-        backend: ``'auto'`` (gsplat on CUDA tensors, ``'tiles'`` otherwise),
-        ``'gsplat'``, ``'tiles'`` or ``'dense'``.
+        backend: ``'auto'`` (gsplat on CUDA tensors, ``'fused'`` otherwise),
+        ``'gsplat'``, ``'fused'``, ``'tiles'`` or ``'dense'``.
+        tile_size: the ``'tiles'`` rasteriser's tile side; ``'fused'`` uses its own
+        (``rasterize_fused.TILE_SIZE``) and gsplat 16, and neither's image depends on it.
 
     Returns:
         image [B, H, W, D], accumulated alpha [B, H, W, 1].
     """
     if backend == 'auto':
-        backend = 'gsplat' if means.is_cuda else 'tiles'
+        backend = 'gsplat' if means.is_cuda else 'fused'
     if backend == 'gsplat':
         from gsplat import rasterization
         img, acc, _ = rasterization(
@@ -227,10 +233,13 @@ def rasterize(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, c
             near_plane=near_plane, eps2d=eps2d, packed=False, tile_size=16,
             backgrounds=None if background is None else background[:, None], rasterize_mode='classic')
         return img[:, 0], acc[:, 0]
-    if backend not in ('tiles', 'dense'):
-        raise ValueError(f"backend must be 'auto', 'gsplat', 'tiles' or 'dense', got {backend!r}")
+    if backend not in ('fused', 'tiles', 'dense'):
+        raise ValueError(f"backend must be 'auto', 'gsplat', 'fused', 'tiles' or 'dense', got {backend!r}")
     radii, means2d, depths, conics = project_gaussians(means, quats, scales, viewmats, Ks, width, height,
                                                        eps2d=eps2d, near_plane=near_plane)
+    if backend == 'fused':
+        from .rasterize_fused import rasterize_fused  # lazy: numba loads only when used
+        return rasterize_fused(means2d, conics, colors, opacities, depths, radii, width, height, background)
     if backend == 'dense':
         return rasterize_dense(means2d, conics, colors, opacities, depths, radii, width, height, background)
     return rasterize_tiles(means2d, conics, colors, opacities, depths, radii, width, height, background, tile_size)

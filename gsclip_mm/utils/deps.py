@@ -27,6 +27,9 @@ REQUIRED_VERSIONS: Dict[str, str] = {
     # Private gsplat.cuda._torch_impl functions with batch dimensions ([..., N, 3] means,
     # [..., C, 4, 4] viewmats, [..., N, 2] radii) exist from 1.5.3; private, so below the next major.
     'gsplat': '>=1.5.3,<2',
+    # The fused CPU rasteriser's kernels (numba.prange, cache=True, error_model, numba.extending.overload);
+    # 0.60 is the first release for NumPy 2. Below 1.0, which may change the compiler's API.
+    'numba': '>=0.60,<1',
     # scipy.io.loadmat(path, variable_names=[...]) reads SUN RGB-D's MATLAB v5 depth files (the SUN RGB-D
     # converter); the call is older than 1.5, the first release with Python 3.9 wheels (python_requires).
     'scipy': '>=1.5',

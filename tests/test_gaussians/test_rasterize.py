@@ -1,8 +1,12 @@
-"""The fast CPU rasteriser against the dense reference (image and gradients), and hand-made scenes."""
+"""The CPU rasterisers (tiles, fused) against the dense reference (image and gradients), and hand-made scenes.
+
+tests/test_gaussians/test_rasterize_fused.py has the fused rasteriser's own cases.
+"""
 import pytest
 import torch
 
 from gsclip_mm.gaussians.rasterize import project_gaussians, rasterize, rasterize_dense, rasterize_tiles
+from gsclip_mm.gaussians.rasterize_fused import rasterize_fused
 
 
 def random_scene(B, N, W, H, seed):
@@ -51,15 +55,17 @@ def test_tiles_match_dense_3d():
     means, quats, scales, opacities, colors, viewmats, Ks, bg = random_scene(B, N, W, H, seed=3)
     inputs = [quats.requires_grad_(), scales.requires_grad_(), opacities.requires_grad_(), colors.requires_grad_()]
     out = {}
-    for backend in ('dense', 'tiles'):
+    for backend in ('dense', 'tiles', 'fused'):
         out[backend] = grads_of(lambda q, s, o, c: rasterize(means, q, s, o, c, viewmats, Ks, W, H, bg,
                                                              backend=backend), inputs)
-    torch.testing.assert_close(out['tiles'][0], out['dense'][0], rtol=1e-5, atol=1e-5)
-    for gt, gd in zip(out['tiles'][2], out['dense'][2]):
-        torch.testing.assert_close(gt, gd, rtol=1e-4, atol=1e-4 * gd.abs().max().item())
+    for backend in ('tiles', 'fused'):
+        torch.testing.assert_close(out[backend][0], out['dense'][0], rtol=1e-5, atol=1e-5)
+        for gt, gd in zip(out[backend][2], out['dense'][2]):
+            assert gd.abs().max() > 0
+            torch.testing.assert_close(gt, gd, rtol=1e-4, atol=1e-4 * gd.abs().max().item())
 
 
-@pytest.mark.parametrize('fn', [rasterize_dense, rasterize_tiles])
+@pytest.mark.parametrize('fn', [rasterize_dense, rasterize_tiles, rasterize_fused])
 def test_two_gaussians_hand_computed(fn):
     """Red (alpha 0.5) in front of blue (alpha 0.5) at a pixel centre: 0.5 red + 0.25 blue."""
     means2d = torch.tensor([[[2.5, 1.5], [2.5, 1.5]]])  # centre of pixel (x=2, y=1)
@@ -83,17 +89,18 @@ def test_transmittance_cutoff_like_gsplat():
     n = 3
     args = (torch.full((1, n, 2), 0.5), torch.tensor([[1.0, 0.0, 1.0]]).repeat(1, n, 1), torch.eye(3)[None],
             torch.ones(1, n), torch.tensor([[1.0, 2.0, 3.0]]), torch.full((1, n, 2), 3, dtype=torch.int32), 1, 1)
-    for fn in (rasterize_dense, rasterize_tiles):
+    for fn in (rasterize_dense, rasterize_tiles, rasterize_fused):
         img, _ = fn(*args)
         # T after the 1st = 1e-3 > 1e-4; after the 2nd = 1e-6: the 2nd is dropped (and all after it)
         torch.testing.assert_close(img[0, 0, 0], torch.tensor([0.999, 0.0, 0.0]))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='gsplat CUDA rasteriser needs CUDA')
-def test_gsplat_cuda_matches_tiles():
+@pytest.mark.parametrize('backend', ['tiles', 'fused'])
+def test_gsplat_cuda_matches_cpu(backend):
     B, N, W, H = 2, 200, 32, 24
     scene = random_scene(B, N, W, H, seed=5)
-    cpu, _ = rasterize(*scene[:7], W, H, scene[7], backend='tiles')
+    cpu, _ = rasterize(*scene[:7], W, H, scene[7], backend=backend)
     gpu, _ = rasterize(*[x.cuda() for x in scene[:7]], W, H, scene[7].cuda(), backend='gsplat')
     torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-3, atol=2e-3)
 

@@ -68,6 +68,17 @@ def test_scipy_is_checked(monkeypatch):
         deps.check_dependencies()
 
 
+@pytest.mark.parametrize('version, ok', [('0.59.1', False), ('0.60.0', True), ('0.62.1', True), ('1.0.0', False)])
+def test_numba_range(monkeypatch, version, ok):
+    """The fused rasteriser needs numba with NumPy 2 support (0.60) and the pre-1.0 compiler API."""
+    fake_versions(monkeypatch, {'numba': version})
+    if ok:
+        deps.check_dependencies()
+    else:
+        with pytest.raises(ImportError, match=rf'numba {version} .*numba>=0\.60,<1'):
+            deps.check_dependencies()
+
+
 def test_missing_distribution_is_refused(monkeypatch):
     fake_versions(monkeypatch, {'gsplat': None})
     with pytest.raises(ImportError, match='gsplat is not installed'):

@@ -2,14 +2,22 @@
 
     python tools/analysis_tools/benchmark_fitting.py [--threads 2] [--gaussians 2048] [--resolution 64]
                                                      [--batches 1 4 16] [--steps 20] [--quality-steps 100]
+                                                     [--backend fused [tiles]] [--scene DIR]
 
 Case (issue 3): a synthetic object of ``--gaussians`` points on a curved
 surface filling the view, target ``--resolution`` square rendered from
 reference Gaussians. Per batch size B, a fresh subprocess runs ``--steps``
 timed steps (after 2 warm-up steps) and reports ms/step, objects/s for a
 500-step fit (B / (500 * s/step)) and its peak RSS. The dense reference is
-timed on B=1 over ``--dense-steps``. Quality: final PSNR of the tiles
-rasteriser vs the dense one after ``--quality-steps`` identical steps.
+timed on B=1 over ``--dense-steps``. Quality: final PSNR of each CPU
+rasteriser (``--backend``: ``fused``, the default, and/or ``tiles``) vs the
+dense one after ``--quality-steps`` identical steps. Each row also gives the
+first call's seconds (the 2 warm-up steps: numba's compile or its on-disk
+cache load for ``fused``).
+``--scene DIR`` instead times one forward + backward of a whole real scene
+(the first of DIR's ``sunrgbd_infos_val.pkl``, every point a Gaussian with
+kNN scales, identity rotation, opacity 0.8 and its colour, full image size),
+``--scene-repeats`` times per backend, each backend in a fresh process.
 Workers run as ``tools/fit_gaussians.py`` does (glibc malloc keeps freed
 memory, ``OMP_WAIT_POLICY=PASSIVE``) unless ``--no-tuning``.
 On CUDA the same is reported for gsplat's rasteriser.
@@ -38,8 +46,13 @@ def parse_args(argv=None):
     p.add_argument('--dense-steps', type=int, default=3)
     p.add_argument('--quality-steps', type=int, default=100)
     p.add_argument('--fit-steps', type=int, default=500, help='steps of a full fit, for objects/s')
+    p.add_argument('--backend', nargs='+', default=['fused'], choices=['fused', 'tiles'],
+                   help='CPU rasteriser(s) to time (gsplat is added on CUDA)')
     p.add_argument('--profile', action='store_true',
-                   help='instead: profile --steps tile-rasteriser steps of batch 1 and print the top ATen ops')
+                   help='instead: profile --steps steps of batch 1 (first --backend) and print the top ops')
+    p.add_argument('--scene', default=None,
+                   help='instead: time forward + backward of the first scene of DIR/sunrgbd_infos_val.pkl')
+    p.add_argument('--scene-repeats', type=int, default=5)
     p.add_argument('--no-tuning', action='store_true',
                    help="glibc's default malloc and OpenMP's default (spinning) barrier wait, as a plain process")
     p.add_argument('--worker', default=None, help=argparse.SUPPRESS)
@@ -77,9 +90,11 @@ def worker(spec: dict) -> dict:
     device = 'cuda' if spec['backend'] == 'gsplat' else 'cpu'
     inputs = make_inputs(spec['batch'], spec['gaussians'], spec['resolution'])
     s = FitSettings.build(resolution=spec['resolution'], max_gaussians=spec['gaussians'], mask_target=False)
+    t0 = time.perf_counter()
     fit_batch(inputs, FitSettings.build(s, num_steps=2), device, spec['backend'], return_images=False)  # warm-up
     if device == 'cuda':
         torch.cuda.synchronize()
+    first_s = time.perf_counter() - t0  # includes numba's compile (or cache load) for 'fused'
     t0 = time.perf_counter()
     res = fit_batch(inputs, FitSettings.build(s, num_steps=spec['steps']), device, spec['backend'],
                     return_images=False)
@@ -89,11 +104,43 @@ def worker(spec: dict) -> dict:
     sec = (time.perf_counter() - t0) / spec['steps']
     return dict(spec, ms_per_step=1000 * sec, objects_per_s=spec['batch'] / (sec * spec['fit_steps']),
                 peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                psnr=float(np.mean([r.psnr for r in res])))
+                psnr=float(np.mean([r.psnr for r in res])), first_s=first_s)
+
+
+def scene_worker(spec: dict) -> dict:
+    """ms of forward + backward of a whole scene, each of ``repeats`` runs, and the first call's."""
+    import pickle
+
+    from gsclip_mm.gaussians.camera import decompose_depth2img, viewmat_from_rotation
+    from gsclip_mm.gaussians.fitting import knn_scales
+    from gsclip_mm.gaussians.rasterize import rasterize
+    if spec.get('tuning', True):
+        from gsclip_mm.utils import tune_glibc_malloc
+        tune_glibc_malloc()
+    torch.set_num_threads(spec['threads'])
+    with open(os.path.join(spec['scene'], 'sunrgbd_infos_val.pkl'), 'rb') as f:
+        info = pickle.load(f)['data_list'][0]
+    pts = np.fromfile(os.path.join(spec['scene'], 'points', info['lidar_points']['lidar_path']), np.float32)
+    pts = torch.from_numpy(pts.reshape(-1, 6))
+    K, R = decompose_depth2img(np.asarray(info['images']['CAM0']['depth2img']))
+    H, W = int(info['images']['CAM0']['height']), int(info['images']['CAM0']['width'])
+    n = pts.shape[0]
+    params = [torch.tensor([1.0, 0, 0, 0]).repeat(1, n, 1), knn_scales(pts[:, :3], 3)[None, :, None].repeat(1, 1, 3),
+              torch.full((1, n), 0.8), pts[None, :, 3:].clone()]
+    params = [p.requires_grad_() for p in params]
+    cam = (torch.from_numpy(viewmat_from_rotation(R)).float()[None], torch.from_numpy(K).float()[None])
+    cotangent = torch.randn(1, H, W, 3, generator=torch.Generator().manual_seed(0))
+    ms = []
+    for _ in range(spec['repeats'] + 1):  # the first includes numba's compile or cache load
+        t0 = time.perf_counter()
+        img, _ = rasterize(pts[None, :, :3], *params[:3], params[3], *cam, W, H, backend=spec['backend'])
+        torch.autograd.backward(img, cotangent)
+        ms.append(1000 * (time.perf_counter() - t0))
+    return dict(spec, points=n, width=W, height=H, first_ms=ms[0], ms=ms[1:], median_ms=float(np.median(ms[1:])))
 
 
 def run(spec: dict) -> dict:
-    """Run :func:`worker` in a fresh process (clean peak-memory figure)."""
+    """Run :func:`worker` (or :func:`scene_worker` for a spec with a scene) in a fresh process."""
     env = dict(os.environ)
     if spec.get('tuning', True):
         set_omp_wait_policy(env)  # as tools/fit_gaussians.py does (the child reads it when it loads torch)
@@ -103,7 +150,11 @@ def run(spec: dict) -> dict:
 
 
 def profile_steps(args) -> str:
-    """torch.profiler table of ``--steps`` fitting steps (batch 1, tile rasteriser) in this process."""
+    """torch.profiler table of ``--steps`` fitting steps (batch 1, the first --backend) in this process.
+
+    For ``fused`` the rows ``_RasterizeFused`` and ``_RasterizeFusedBackward`` are the kernels'
+    share of a step (numba runs inside them; the projection and loss are the ATen rows).
+    """
     from torch.profiler import ProfilerActivity, profile
 
     from gsclip_mm.gaussians import FitSettings, fit_batch
@@ -113,10 +164,22 @@ def profile_steps(args) -> str:
     torch.set_num_threads(args.threads)
     inputs = make_inputs(1, args.gaussians, args.resolution)
     s = FitSettings.build(resolution=args.resolution, max_gaussians=args.gaussians, mask_target=False)
-    fit_batch(inputs, FitSettings.build(s, num_steps=2), 'cpu', 'tiles', return_images=False)  # warm-up
+    backend = args.backend[0]
+    fit_batch(inputs, FitSettings.build(s, num_steps=2), 'cpu', backend, return_images=False)  # warm-up
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        fit_batch(inputs, FitSettings.build(s, num_steps=args.steps), 'cpu', 'tiles', return_images=False)
+        fit_batch(inputs, FitSettings.build(s, num_steps=args.steps), 'cpu', backend, return_images=False)
     return prof.key_averages().table(sort_by='self_cpu_time_total', row_limit=15)
+
+
+def main_scene(args) -> list:
+    """Forward + backward of a whole scene per backend (each in a fresh process), printed."""
+    rows = [run(dict(scene=os.path.abspath(args.scene), backend=be, threads=args.threads, repeats=args.scene_repeats,
+                     tuning=not args.no_tuning)) for be in args.backend]
+    for r in rows:
+        print(f'{r["backend"]:6s} scene {r["points"]} Gaussians {r["width"]}x{r["height"]} threads={r["threads"]}: '
+              f'forward + backward median {r["median_ms"]:.0f} ms (runs {", ".join(f"{m:.0f}" for m in r["ms"])}; '
+              f'first call {r["first_ms"]:.0f} ms)')
+    return rows
 
 
 def main(argv=None):
@@ -125,26 +188,31 @@ def main(argv=None):
         print(profile_steps(args))
         return None
     if args.worker:
-        print(json.dumps(worker(json.loads(args.worker))))
+        spec = json.loads(args.worker)
+        print(json.dumps(scene_worker(spec) if 'scene' in spec else worker(spec)))
         return None
+    if args.scene:
+        return main_scene(args)
     base = dict(threads=args.threads, gaussians=args.gaussians, resolution=args.resolution, fit_steps=args.fit_steps,
                 tuning=not args.no_tuning)
     rows = []
-    backends = ['tiles'] + (['gsplat'] if torch.cuda.is_available() else [])
+    backends = args.backend + (['gsplat'] if torch.cuda.is_available() else [])
     for backend in backends:
         for b in args.batches:
             rows.append(run(dict(base, backend=backend, batch=b, steps=args.steps)))
     rows.append(run(dict(base, backend='dense', batch=1, steps=args.dense_steps)))
-    quality = {be: run(dict(base, backend=be, batch=1, steps=args.quality_steps))['psnr'] for be in ('tiles', 'dense')}
+    quality = {be: run(dict(base, backend=be, batch=1, steps=args.quality_steps))['psnr']
+               for be in args.backend + ['dense']}
     print(f'threads={args.threads} gaussians={args.gaussians} target={args.resolution}x{args.resolution} '
           f'tuning={"off" if args.no_tuning else "on (mallopt, OMP_WAIT_POLICY=PASSIVE)"}')
     print(f'{"backend":8s} {"batch":>5s} {"ms/step":>9s} {"ms/step/obj":>11s} {"obj/s (500 st)":>14s} '
-          f'{"peak RSS MB":>11s}')
+          f'{"peak RSS MB":>11s} {"first call s":>12s}')
     for r in rows:
         print(f'{r["backend"]:8s} {r["batch"]:5d} {r["ms_per_step"]:9.1f} {r["ms_per_step"] / r["batch"]:11.1f} '
-              f'{r["objects_per_s"]:14.3f} {r["peak_rss_mb"]:11.0f}')
-    print(f'PSNR after {args.quality_steps} steps: tiles {quality["tiles"]:.2f} dB, dense {quality["dense"]:.2f} dB '
-          f'(difference {quality["tiles"] - quality["dense"]:+.3f} dB)')
+              f'{r["objects_per_s"]:14.3f} {r["peak_rss_mb"]:11.0f} {r["first_s"]:12.2f}')
+    for be in args.backend:
+        print(f'PSNR after {args.quality_steps} steps: {be} {quality[be]:.2f} dB, dense {quality["dense"]:.2f} dB '
+              f'(difference {quality[be] - quality["dense"]:+.3f} dB)')
     return dict(rows=rows, quality=quality)
 
 
