@@ -68,7 +68,7 @@ class FitGaussians(BaseTransform):
         cache_only (bool): raise instead of fitting when the cache misses
             (training after the offline tool: a miss means different settings).
         device (str): torch device of the fit.
-        backend (str): rasteriser, ``'auto'`` (gsplat on CUDA, our tiles on CPU).
+        backend (str): rasteriser, ``'auto'`` (gsplat on CUDA, our fused kernels on CPU).
         **settings: any :class:`~gsclip_mm.gaussians.FitSettings` field
             (``num_steps``, ``resolution``, ``max_gaussians``, ...).
     """
