@@ -200,8 +200,8 @@ SMALL_STATE_KEYS = """
     size_embed.2.bias [40]
     size_embed.2.weight [40, 10]
 """
-# The same listing for the default and the synthetic demo's backbone (configs/_base_/models/pointnet2_gaf.py,
-# configs/gsclip/pointnet2_gaf_synthetic.py): (number of keys, SHA-256 of the listing).
+# The same listing for the default backbone and the synthetic demo's (
+# configs/gsclip/gsclip_pointnet2-tiny-gaf_1xb32-cosine-20e_synthetic.py): (number of keys, SHA-256 of the listing).
 STATE_DIGESTS = [
     (dict(type='PointNet2GAF'), 118, '590acb87a217bc874c90602c6b3777ba6e85df9e29f217f8cf3b9904e1205d84'),
     (dict(type='PointNet2GAF', embed_dims=128, with_size=True), 122,

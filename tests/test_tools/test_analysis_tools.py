@@ -65,24 +65,34 @@ def test_has_fitting():
     assert not has_fitting(baseline)
 
 
-def test_results_table_cells():
-    markdown = load_tool('analysis_tools/reproduce_tables.py').markdown
-    metrics = dict(overall_acc=87.64, class_mean_acc=80.04, top5_acc=98.91, acc_bed=50.0, acc_night_stand=75.0)
-    table = markdown([('GS-CLIP', 'configs/gsclip/x.py', metrics)], ['bed', 'chair', 'night_stand'])
-    head, rule, row = table.splitlines()
-    assert head == '| Method | config | Avg. | class mean | top-5 | bed | chair | night stand |'
-    assert rule == '|' + ' --- |' * 8
+def test_results_tables_in_the_papers_layouts():
+    tables = load_tool('analysis_tools/reproduce_tables.py')
+    metrics = {'zero_shot/overall_acc': 87.64, 'zero_shot/class_mean_acc': 80.04, 'zero_shot/acc_bed': 50.0,
+               'zero_shot/acc_night_stand': 75.0, 'zero_shot37/overall_acc': 61.25}
+    head, rule, row = tables.table1({'GS-CLIP': metrics}, ['bed', 'chair', 'night_stand']).splitlines()
+    assert head == '| Method | Avg. | Bed | Chair | Night Stand | class mean (ours) | 37-class Avg. (ours) |'
+    assert rule == '|' + ' --- |' * 7
     # Avg. is the paper's per-object accuracy; a class without test objects is '-'
-    assert row == '| GS-CLIP | `x.py` | 87.6 | 80.0 | 98.9 | 50.0 | - | 75.0 |'
+    assert row == '| GS-CLIP | 87.6 | 50.0 | - | 75.0 | 80.0 | 61.2 |'
+    rows = {'tab2-balance': ({'zero_shot/overall_acc': 63.4}, 'configs/gsclip/a_tab2-balance.py'),
+            'GS-CLIP': ({'zero_shot/overall_acc': 69.9}, 'configs/gsclip/a.py')}
+    t2 = tables.table2(rows).splitlines()
+    assert t2[0] == '| Data balance | Image loss | GAF | Avg. | config |'
+    assert t2[2:] == ['| ✓ |  |  | 63.4 | `a_tab2-balance.py` |', '| ✓ | ✓ | ✓ | 69.9 | `a.py` |']
+    # every row of both tables has its config, and Table 2's rows differ in exactly their switches
+    for data, rows in tables.DATASETS.items():
+        for path in rows.values():
+            assert osp.isfile(osp.join(ROOT, path)), path
+    assert sorted(tables.TABLE2.values()) == [(0, 0, 1), (0, 1, 0), (1, 0, 0), (1, 1, 0), (1, 1, 1)]
 
 
 @pytest.fixture(scope='module')
 def written(tmp_path_factory):
-    """Six synthetic scenes (one worker)."""
+    """Six synthetic scenes, converted (one worker)."""
     out = str(tmp_path_factory.mktemp('syn'))
     load_tool('dataset_converters/make_synthetic_sunrgbd.py').main([
         '--out-dir', out, '--num-scenes', '6', '--seed', '3', '--height', str(H), '--width', str(W),
-        '--min-points', '30', '--val-ratio', '0.34', '--workers', '1'])
+        '--min-points', '30', '--workers', '1'])
     return out
 
 
@@ -90,12 +100,12 @@ def test_preview_synthetic(written, tmp_path):
     preview = load_tool('analysis_tools/preview_synthetic.py')
     out = str(tmp_path / 'grid.png')
     grid = preview.main([written, '--out', out])
-    with open(osp.join(written, 'sunrgbd_infos_train.pkl'), 'rb') as f:
+    with open(osp.join(written, 'sunrgbd_infos_trainval.pkl'), 'rb') as f:
         infos = pickle.load(f)['data_list']
-    counts = np.bincount([i['bbox_label_3d'] for info in infos for i in info['instances']], minlength=10)
-    tiles = int(np.minimum(counts, 2).sum())  # up to 2 crops per class
+    counts = np.bincount([i['bbox_label_3d'] for info in infos for i in info['instances']], minlength=37)
+    tiles = int(np.minimum(counts, 2).sum())  # up to 2 crops per class (of the 37)
     per_row = 3 * W // 120  # 120-pixel crops in rows as wide as three scenes
-    # 4 train scenes: two rows of three scene images, then the rows of crops
+    # 6 scenes: two rows of three scene images, then the rows of crops
     assert grid.shape == (2 * H + math.ceil(tiles / per_row) * 120, 3 * W, 3)
     assert np.array_equal(cv2.imread(out), grid)  # the PNG holds exactly the returned grid
 
@@ -132,11 +142,15 @@ def test_mlp_separates_separable_cues():
 
 def test_cue_analysis_on_a_written_set(written):
     cues = load_tool('analysis_tools/analyze_synthetic_cues.py')
-    feats, labels = cues.collect(written, 'sunrgbd_infos_train.pkl', num_points=64)
-    with open(osp.join(written, 'sunrgbd_infos_train.pkl'), 'rb') as f:
-        infos = pickle.load(f)['data_list']
-    # every annotated object holds >= 30 points (--min-points), so none is skipped
-    assert labels.tolist() == [i['bbox_label_3d'] for info in infos for i in info['instances']]
+    feats, labels, scenes = cues.collect(written, 'sunrgbd_infos_trainval.pkl', num_points=64)
+    with open(osp.join(written, 'sunrgbd_infos_trainval.pkl'), 'rb') as f:
+        infos = pickle.load(f)
+    names = infos['metainfo']['classes']
+    # every annotated object of the 10 test classes holds >= 30 points (--min-points), so none is skipped;
+    # labels index the 10, scenes the infos' scenes
+    expected = [(cues.CLASSES.index(names[i['bbox_label_3d']]), s) for s, info in enumerate(infos['data_list'])
+                for i in info['instances'] if names[i['bbox_label_3d']] in cues.CLASSES]
+    assert list(zip(labels.tolist(), scenes.tolist())) == expected
     assert feats['points'].shape == (len(labels), 64, 6)
     assert np.linalg.norm(feats['points'][..., :3], axis=-1).max(1) == pytest.approx(1, abs=1e-5)  # unit sphere
     results = cues.main([written])

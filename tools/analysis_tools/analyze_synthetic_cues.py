@@ -1,8 +1,10 @@
 """How separable are the classes by one cue? A quick check of a written set.
 
 Trains a small classifier (one hidden layer, torch, CPU) on hand-made
-features of the train split's objects and reports the mean class accuracy on
-the val split, per cue: box size alone, colour alone, point count alone,
+features of the objects of the 10 test classes in the training scenes and
+reports the mean class accuracy on the held-out scenes (a seeded cut by
+scene of ``sunrgbd_infos_trainval.pkl``, ``--held-out`` of them), per cue:
+box size alone, colour alone, point count alone,
 rotation-invariant shape alone (scale removed), and all together; with
 ``--pointnet`` also a small PointNet on the unit-sphere-normalised points
 (xyz, then xyz + rgb), closer to what the 3D encoder sees::
@@ -18,7 +20,8 @@ from typing import Dict, List, Tuple
 import numpy as np
 import torch
 
-from gsclip_mm.datasets.synthetic import CLASSES
+from gsclip_mm.datasets.sunrgbd_object import split_units
+from gsclip_mm.datasets.synthetic import TEST_CLASSES as CLASSES
 from gsclip_mm.datasets.utils import load_infos, points_in_rboxes
 
 
@@ -43,17 +46,23 @@ def object_features(pts: np.ndarray, b: np.ndarray) -> Dict[str, np.ndarray]:
 
 
 def collect(root: str, infos: str, num_points: int = 512
-            ) -> Tuple[Dict[str, np.ndarray], np.ndarray]:
-    """Features of every object of an infos file and its labels [M]; the
-    ``points`` entry is [M, num_points, 6] (unit sphere xyz, rgb)."""
-    data_list = load_infos(osp.join(root, infos))['data_list']
+            ) -> Tuple[Dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Features of every object of the 10 test classes in an infos file,
+    its label [M] (index into CLASSES) and its scene's position in the
+    file [M]; the ``points`` entry is [M, num_points, 6] (unit sphere xyz,
+    rgb)."""
+    loaded = load_infos(osp.join(root, infos))
+    names = loaded['metainfo'].get('classes', CLASSES)
     feats: Dict[str, List[np.ndarray]] = {}
-    labels = []
-    for info in data_list:
+    labels, scenes = [], []
+    for scene, info in enumerate(loaded['data_list']):
         pts = np.fromfile(osp.join(root, 'points',
                                    info['lidar_points']['lidar_path']),
                           np.float32).reshape(-1, 6)
         for inst in info['instances']:
+            lab = inst['bbox_label_3d']
+            if lab < 0 or names[lab] not in CLASSES:
+                continue
             b = np.array(inst['bbox_3d'])
             m = points_in_rboxes(pts[:, :3].astype(np.float64), b[None])[0]
             if m.sum() < 10:
@@ -66,8 +75,10 @@ def collect(root: str, infos: str, num_points: int = 512
             o[:, :3] -= o[:, :3].mean(0)
             o[:, :3] /= np.linalg.norm(o[:, :3], axis=1).max() + 1e-9
             feats.setdefault('points', []).append(o.astype(np.float32))
-            labels.append(inst['bbox_label_3d'])
-    return {k: np.stack(v) for k, v in feats.items()}, np.array(labels)
+            labels.append(CLASSES.index(names[lab]))
+            scenes.append(scene)
+    return ({k: np.stack(v) for k, v in feats.items()}, np.array(labels),
+            np.array(scenes))
 
 
 def class_mean_accuracy(pred: np.ndarray, gt: np.ndarray) -> float:
@@ -140,16 +151,26 @@ def pointnet_accuracy(ptr, ytr, pte, yte, channels: int = 3,
 
 
 def main(argv=None) -> Dict[str, float]:
-    """Print and return the mean class accuracy on val per cue (``'size + colour'``, ``'PointNet xyz'``...)."""
+    """Print and return the mean class accuracy on the held-out scenes per cue (``'size + colour'``, ...)."""
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('data_root')
+    p.add_argument('--infos', default='sunrgbd_infos_trainval.pkl',
+                   help='infos file under data_root')
+    p.add_argument('--held-out', type=float, default=0.3,
+                   help='share of the scenes held out for scoring')
+    p.add_argument('--seed', type=int, default=0, help='seed of the cut')
     p.add_argument('--pointnet', action='store_true',
                    help='also train a small PointNet (a minute or two on CPU)')
     args = p.parse_args(argv)
-    ftr, ytr = collect(args.data_root, 'sunrgbd_infos_train.pkl')
-    fte, yte = collect(args.data_root, 'sunrgbd_infos_val.pkl')
-    print(f'{len(ytr)} train / {len(yte)} val objects; mean class accuracy '
-          f'on val (chance {1 / len(np.unique(yte)):.2f}):')
+    feats, labels, scenes = collect(args.data_root, args.infos)
+    num_scenes = len(load_infos(osp.join(args.data_root, args.infos))['data_list'])
+    # the dataset's own seeded cut by scene, so no room is on both sides
+    train = split_units(num_scenes, 1 - args.held_out, 0.0, args.seed)[scenes] == 'train'
+    ftr, ytr = {k: v[train] for k, v in feats.items()}, labels[train]
+    fte, yte = {k: v[~train] for k, v in feats.items()}, labels[~train]
+    print(f'{len(ytr)} train / {len(yte)} held-out objects; mean class '
+          f'accuracy on the held-out scenes (chance '
+          f'{1 / len(np.unique(yte)):.2f}):')
     cues = [('size',), ('colour',), ('count',), ('shape',),
             ('shape', 'colour'), ('size', 'colour', 'count'),
             ('size', 'colour', 'count', 'shape')]

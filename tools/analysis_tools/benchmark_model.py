@@ -37,7 +37,7 @@ from gsclip_mm.structures import GS_DIM, GS_FEATURES
 from gsclip_mm.utils import atomic_write, tune_glibc_malloc
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tools/analysis_tools/..
-SYNTHETIC_CFG = os.path.join(ROOT, 'configs', 'gsclip', 'pointnet2_gaf_synthetic.py')
+SYNTHETIC_CFG = os.path.join(ROOT, 'configs', 'gsclip', 'gsclip_pointnet2-tiny-gaf_1xb32-cosine-20e_synthetic.py')
 BACKBONES = {
     'gsclip': dict(type='PointNet2GAF'),
     'baseline': dict(type='PointNet2GAF', with_gaf=False, in_features=('xyz', 'rgb')),

@@ -2,10 +2,12 @@
 from disk through the infos file (so it also shows what a loader sees).
 
     python tools/analysis_tools/preview_synthetic.py data/synthetic_sunrgbd \
-        --out docs/synthetic_grid.png [--infos sunrgbd_infos_train.pkl]
+        --out docs/synthetic_grid.png [--infos sunrgbd_infos_trainval.pkl]
 
 Scenes with their 2D boxes and class names in rows of three, then object
-crops grouped by class.
+crops grouped by class (the infos' own classes, in their order; objects
+without a class are left out). Boxes are cut as the fitting cuts them
+(``crop_box``: SUN RGB-D's 1-based pixel coordinates to 0-based pixels).
 """
 import argparse
 import os.path as osp
@@ -14,9 +16,9 @@ from typing import List
 import cv2
 import numpy as np
 
-from gsclip_mm.datasets.synthetic import CLASSES
-from gsclip_mm.datasets.synthetic.generator import IMAGE_DIR
+from gsclip_mm.datasets.converters.sunrgbd import IMAGE_DIR
 from gsclip_mm.datasets.utils import load_infos
+from gsclip_mm.gaussians.fitting import crop_box
 from gsclip_mm.utils import atomic_write
 
 
@@ -31,16 +33,18 @@ def make_grid(data_root: str, infos: str, out_path: str, num_scenes: int = 6,
               crop_size: int = 120, crops_per_class: int = 2) -> np.ndarray:
     """Scenes with their 2D boxes in rows of three, then object crops grouped
     by class. Returns the BGR grid and writes it to ``out_path``."""
-    data_list = load_infos(osp.join(data_root, infos))['data_list']
+    loaded = load_infos(osp.join(data_root, infos))
+    data_list, classes = loaded['data_list'], loaded['metainfo']['classes']
     scenes: List[np.ndarray] = []
-    crops = {c: [] for c in range(len(CLASSES))}
+    crops = {c: [] for c in range(len(classes))}
     for i, info in enumerate(data_list):
         path = osp.join(data_root, IMAGE_DIR, info['images']['CAM0']['img_path'])
         img = cv2.imread(path)
         if img is None:
             raise FileNotFoundError(f'cannot read image {path}')
-        for inst in info['instances']:
-            x1, y1, x2, y2 = [int(round(v)) for v in inst['bbox']]
+        instances = [inst for inst in info['instances'] if inst['bbox_label_3d'] >= 0]
+        for inst in instances:
+            x1, y1, x2, y2 = crop_box(inst['bbox'], img.shape[1], img.shape[0])
             lab = inst['bbox_label_3d']
             if len(crops[lab]) < crops_per_class:
                 c = img[y1:y2, x1:x2]
@@ -49,18 +53,15 @@ def make_grid(data_root: str, infos: str, out_path: str, num_scenes: int = 6,
                                    max(1, int(c.shape[0] * s))))
                 tile = np.full((crop_size, crop_size, 3), 40, np.uint8)
                 tile[:c.shape[0], :c.shape[1]] = c
-                _label(tile, CLASSES[lab], (3, crop_size - 6))
+                _label(tile, classes[lab], (3, crop_size - 6))
                 crops[lab].append(tile)
         if len(scenes) < num_scenes:
             vis = img.copy()
-            for inst in info['instances']:
-                x1, y1, x2, y2 = [int(round(v)) for v in inst['bbox']]
+            for inst in instances:
+                x1, y1, x2, y2 = crop_box(inst['bbox'], img.shape[1], img.shape[0])
                 cv2.rectangle(vis, (x1, y1), (x2 - 1, y2 - 1), (0, 255, 255), 1)
-                _label(vis, CLASSES[inst['bbox_label_3d']], (x1 + 2, y1 + 12))
+                _label(vis, classes[inst['bbox_label_3d']], (x1 + 2, y1 + 12))
             scenes.append(vis)
-        if len(scenes) >= num_scenes and all(
-                len(v) >= crops_per_class for v in crops.values()):
-            break
     h, w = scenes[0].shape[:2]
     rows = [np.concatenate(scenes[r:r + 3] + [np.zeros_like(scenes[0])] *
                            (3 - len(scenes[r:r + 3])), 1)
@@ -84,7 +85,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description='PNG of synthetic scenes and object crops')
     p.add_argument('data_root', help='a folder written by tools/dataset_converters/make_synthetic_sunrgbd.py')
     p.add_argument('--out', default='synthetic_grid.png', help='PNG path')
-    p.add_argument('--infos', default='sunrgbd_infos_train.pkl', help='infos file under data_root')
+    p.add_argument('--infos', default='sunrgbd_infos_trainval.pkl', help='infos file under data_root')
     p.add_argument('--num-scenes', type=int, default=6, help='scenes shown')
     p.add_argument('--crops-per-class', type=int, default=2)
     return p.parse_args(argv)

@@ -1,4 +1,4 @@
-# AdamW with linear warm-up then cosine decay, by epoch.
+# AdamW with linear warm-up then cosine decay, by epoch (ours: the paper states no schedule).
 max_epochs = 100
 optim_wrapper = dict(
     type='OptimWrapper',
@@ -11,5 +11,6 @@ param_scheduler = [
 train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=5)
 val_cfg = dict()
 test_cfg = dict()
-# Scale the lr with the total batch (num GPUs x batch per GPU) when asked.
-auto_scale_lr = dict(base_batch_size=64)
+# tools/train.py --auto-scale-lr scales the lr by (processes x batch per process) / 32: the lr above is
+# for one process with batch 32.
+auto_scale_lr = dict(base_batch_size=32, enable=False)

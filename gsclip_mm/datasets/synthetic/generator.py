@@ -1,29 +1,42 @@
-"""Synthetic SUN RGB-D: one scene -> mmdetection3d infos entry + files.
+"""Synthetic SUN RGB-D: one scene -> the four files of SUN RGB-D's extraction layout.
 
-Writes exactly the layout of ``tools/create_data.py sunrgbd``::
+Writes what mmdetection3d's and VoteNet's MATLAB extraction writes for a
+real scene (``data/sunrgbd_raw_sample/README.md``), under ``root``::
 
-    <out>/sunrgbd_infos_train.pkl, sunrgbd_infos_val.pkl
-    <out>/points/NNNNNN.bin                  # float32 [N, 6] xyz rgb
-    <out>/sunrgbd_trainval/image/NNNNNN.jpg
+    sunrgbd_trainval/depth/NNNNNN.mat   # MATLAB v5, 'instance': float32 [N, 6] x y z r g b (every valid pixel)
+    sunrgbd_trainval/image/NNNNNN.jpg
+    sunrgbd_trainval/calib/NNNNNN.txt   # Rtilt, then K: 9 numbers each, column-major
+    sunrgbd_trainval/label/NNNNNN.txt   # name x y w h cx cy cz hw hl hh ox oy
 
-Every scene depends only on (seed, scene index), so the output does not
-depend on the number of worker processes.
+so that the SUN RGB-D converter (``gsclip_mm.datasets.converters``) turns it
+into infos exactly as it does real data. The conventions are the real ones:
+1-based pixel coordinates (0-based column j has its centre at u = j + 1),
+every point's colour is the pixel it projects into in the JPEG as decoded,
+2D boxes ``x y w h`` whose ``[x, x + w]`` are the 1-based first and last
+pixel columns of the object. Every scene depends only on (seed, scene
+index), so the output does not depend on the number of worker processes.
 """
+import io
 import os.path as osp
-import pickle
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Tuple
 
 import cv2
 import numpy as np
+import scipy.io
 
 from gsclip_mm.utils import atomic_write
 
+from ..converters.sunrgbd import INPUT_DIR, parse_label_line, subsample_points
 from ..utils import points_in_rboxes
-from .objects import CLASSES
-from .scene import box3d, capture, compose, make_camera
+from .objects import TEST_CLASSES
+from .scene import Camera, Placed, box3d, capture, compose, make_camera
 
-POINTS_DIR = 'points'
-IMAGE_DIR = osp.join('sunrgbd_trainval', 'image')
+# The four files of a scene, in writing order: the label file last, so a
+# scene whose label file exists is whole.
+RAW_FILES = (('depth', '.mat'), ('image', '.jpg'), ('calib', '.txt'),
+             ('label', '.txt'))
+# A MAT v5 file opens with 116 bytes of free text; scipy writes the time there.
+MAT_HEADER = b'MATLAB 5.0 MAT-file, gsclip_mm synthetic SUN RGB-D'.ljust(116)
 
 
 def scene_rng(seed: int, idx: int) -> np.random.Generator:
@@ -32,106 +45,134 @@ def scene_rng(seed: int, idx: int) -> np.random.Generator:
 
 
 def plan_scenes(num_scenes: int, seed: int) -> List[str]:
-    """Primary class of each scene, in shuffled rounds of the 10 classes
-    with toilet and bathtub twice: the other classes also turn up as extras
-    in each other's rooms, bathroom objects only in bathrooms."""
+    """Primary class of each scene, in shuffled rounds of the 10 test
+    classes with toilet and bathtub twice: the other classes also turn up as
+    extras in each other's rooms, bathroom objects only in bathrooms."""
     rng = np.random.default_rng([seed, 1 << 30])
-    round_ = list(CLASSES) + ['toilet', 'bathtub']
+    round_ = list(TEST_CLASSES) + ['toilet', 'bathtub']
     out = []
     while len(out) < num_scenes:
         out += [round_[i] for i in rng.permutation(len(round_))]
     return out[:num_scenes]
 
 
-def generate_scene(idx: int, seed: int, primary: str, height: int = 240,
-                   width: int = 320, max_points: int = 50000,
-                   min_points: int = 100) -> Tuple[Dict, Dict]:
+def calib_text(cam: Camera) -> str:
+    """Rtilt and K, column-major; 9 significant digits give back the float32 values exactly."""
+    return ''.join(' '.join(f'{v:.9g}' for v in m.flatten(order='F')) + '\n'
+                   for m in (cam.rtilt, cam.k))
+
+
+def _box_fields(box: np.ndarray) -> str:
+    """``cx cy cz hw hl hh ox oy`` of a box ``[x y z dx dy dz yaw]``: hl runs along the heading."""
+    x, y, z, dx, dy, dz, yaw = box
+    return ' '.join(f'{v:.6f}' for v in (x, y, z, dy / 2, dx / 2, dz / 2, np.cos(yaw), np.sin(yaw)))
+
+
+def encode_jpeg(image: np.ndarray, quality: int = 92) -> Tuple[bytes, np.ndarray]:
+    """JPEG bytes of an RGB image and the RGB image they decode to (OpenCV, as mmcv's default)."""
+    ok, jpg = cv2.imencode('.jpg', cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise RuntimeError('JPEG encoding failed')
+    decoded = cv2.cvtColor(cv2.imdecode(jpg, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    return jpg.tobytes(), decoded
+
+
+def mat_bytes(points: np.ndarray) -> bytes:
+    """A MATLAB v5 file holding ``instance`` = ``points``, the same bytes on every run."""
+    buf = io.BytesIO()
+    scipy.io.savemat(buf, dict(instance=points))
+    return MAT_HEADER + buf.getvalue()[len(MAT_HEADER):]
+
+
+def _pixel_box(pixels: np.ndarray, width: int) -> Tuple[int, int, int, int]:
+    """SUN RGB-D's ``x y w h`` of flat 0-based pixel indices: 1-based first column and row, last minus first."""
+    rows, cols = pixels // width, pixels % width
+    return int(cols.min()) + 1, int(rows.min()) + 1, int(cols.max() - cols.min()), int(rows.max() - rows.min())
+
+
+def host_index(placed: List[Placed]) -> np.ndarray:
+    """[P] index of the object each placed thing is annotated as part of (-1: none), by identity."""
+    index = {id(p): k for k, p in enumerate(placed)}
+    return np.array([-1 if p.host is None else index[id(p.host)] for p in placed], np.int64)
+
+
+def annotate(placed: List[Placed], psi: float, points: np.ndarray, point_pix: np.ndarray,
+             pixel_inst: np.ndarray, min_points: int) -> Tuple[List[str], List[int]]:
+    """Label lines of the objects with at least ``min_points`` of ``points`` in their box, and their indices.
+
+    The 3D box is read back through the converter's parser and cast to
+    float32 as the dataset does, so the point counts here are the dataset's.
+    The 2D box is tight around the object's visible pixels (its attached
+    parts' too) and the pixels of every point in its 3D box.
+    """
+    width = pixel_inst.shape[1]
+    host = host_index(placed)
+    owner = np.concatenate([[-1], np.where(host < 0, np.arange(len(placed)), host)])
+    pixel_owner = owner[pixel_inst.ravel() + 1]  # [H * W]: the annotated object each pixel shows
+    lines, inst_ids = [], []
+    for k, p in enumerate(placed):
+        if p.cls is None:
+            continue
+        fields = _box_fields(box3d(p, psi))
+        _, _, bbox_3d = parse_label_line(f'{p.raw_name} 0 0 0 0 {fields}')
+        inside = points_in_rboxes(points, np.asarray(bbox_3d, dtype=np.float32))  # [N]
+        if inside.sum() < min_points:
+            continue
+        visible = np.flatnonzero((pixel_owner == k) if p.host is None else (pixel_inst.ravel() == k))
+        x, y, w, h = _pixel_box(np.concatenate([visible, point_pix[inside]]), width)
+        lines.append(f'{p.raw_name} {x} {y} {w} {h} {fields}\n')
+        inst_ids.append(k)
+    return lines, inst_ids
+
+
+def generate_scene(idx: int, seed: int, primary: str, height: int = 240, width: int = 320,
+                   max_points: int = 50000, min_points: int = 100) -> Tuple[Dict[str, bytes], Dict]:
     """Build, render and annotate one scene.
 
     Returns:
-        info: the ``data_list`` entry (mmdetection3d v2 SUN RGB-D layout).
-        data: ``image`` uint8 [H, W, 3] RGB, ``points`` float32 [N, 6],
-        ``point_inst`` [N] (index of the labelled object each point was
-        sampled from, -1 for walls, floor and clutter; for checks only),
-        ``inst_ids`` [len(instances)] (that index per written instance).
+        files: ``{'depth' | 'image' | 'calib' | 'label': bytes}``, the scene's four files.
+        data: for checks: ``image`` uint8 [H, W, 3] RGB as the JPEG decodes,
+        ``points`` float32 [N, 6] (the depth file's), ``kept`` [M] the rows
+        the converter keeps (its seeded subsample of ``max_points``, with
+        ``seed``), ``point_inst`` [N] and ``pixel_inst`` [H, W] (index into
+        the scene's placed things of the labelled object each point / pixel
+        shows, -1 for none), ``host`` [P] (the object a placed thing is
+        annotated as part of, -1 for none), ``inst_ids`` (placed index of
+        each label line), ``classes`` (class of each label line),
+        ``depth2img`` [3, 3] (the rendering camera).
     """
     rng = scene_rng(seed, idx)
     cam = make_camera(rng, height, width)
     room, placed = compose(rng, cam, primary)
     cap = capture(rng, cam, placed)
-    pts, pix, pinst = cap['points'], cap['point_pix'], cap['point_inst']
-    if len(pts) > max_points:  # like create_data.py's 50k-point sampling
-        sel = np.sort(rng.choice(len(pts), max_points, replace=False))
-        pts, pix, pinst = pts[sel], pix[sel], pinst[sel]
-    # per object: its 3D box, the points in it, and its own written points
-    instances, inst_ids = [], []
-    for k, p in enumerate(placed):
-        if p.label is None:
-            continue
-        b = box3d(p, room.psi)
-        inside = points_in_rboxes(pts, b)  # [N]: the dataset's own test
-        if inside.sum() < min_points:
-            continue
-        own = pix[pinst == k]
-        cover = np.concatenate([own, pix[inside]])
-        rows, cols = cover // width, cover % width
-        # 2D box: tight around the object's visible pixels and around every
-        # pixel whose point falls in the 3D box (pixel edges, x1 y1 x2 y2)
-        bbox = [float(cols.min()), float(rows.min()),
-                float(cols.max() + 1), float(rows.max() + 1)]
-        instances.append(dict(bbox=bbox, bbox_label=int(p.label),
-                              bbox_3d=[float(x) for x in b],
-                              bbox_label_3d=int(p.label)))
-        inst_ids.append(k)
-    name = f'{idx:06d}'
-    info = dict(
-        images=dict(CAM0=dict(img_path=f'{name}.jpg',
-                              height=np.int32(height), width=np.int32(width),
-                              depth2img=cam.depth2img.tolist())),
-        lidar_points=dict(num_pts_feats=6, lidar_path=f'{name}.bin'),
-        instances=instances)
-    return info, dict(image=cap['image'], points=pts, point_inst=pinst,
-                      inst_ids=np.array(inst_ids, np.int64))
+    jpg, image = encode_jpeg(cap['image'])
+    points = cap['points']
+    # colours from the JPEG as decoded, as the real extraction reads the image file
+    points[:, 3:] = image.reshape(-1, 3)[cap['point_pix']] / np.float32(255)
+    kept = subsample_points(np.arange(len(points)), max_points, seed, idx)  # [M]
+    lines, inst_ids = annotate(placed, room.psi, points[kept], cap['point_pix'][kept], cap['pixel_inst'], min_points)
+    files = dict(depth=mat_bytes(points), image=jpg, calib=calib_text(cam).encode(), label=''.join(lines).encode())
+    data = dict(image=image, points=points, kept=kept, point_inst=cap['point_inst'], pixel_inst=cap['pixel_inst'],
+                host=host_index(placed), inst_ids=np.array(inst_ids, np.int64),
+                classes=[placed[k].cls for k in inst_ids], depth2img=cam.depth2img)
+    return files, data
 
 
-def write_scene(out_dir: str, info: Dict, data: Dict,
-                jpeg_quality: int = 92) -> None:
-    """Write the scene's points .bin and .jpg (atomically)."""
-    ok, jpg = cv2.imencode('.jpg', cv2.cvtColor(data['image'],
-                                                cv2.COLOR_RGB2BGR),
-                           [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
-    if not ok:
-        raise RuntimeError(f'JPEG encoding failed for {info["images"]}')
-    atomic_write(osp.join(out_dir, IMAGE_DIR,
-                                info['images']['CAM0']['img_path']),
-                       jpg.tobytes())
-    atomic_write(osp.join(out_dir, POINTS_DIR,
-                                info['lidar_points']['lidar_path']),
-                       np.ascontiguousarray(data['points'],
-                                            np.float32).tobytes())
+def scene_paths(root: str, idx: int) -> Dict[str, str]:
+    """Where scene ``idx``'s four files go under ``root`` (the converter's ``--root``)."""
+    return {kind: osp.join(root, INPUT_DIR, kind, f'{idx:06d}{ext}') for kind, ext in RAW_FILES}
+
+
+def write_scene(root: str, idx: int, files: Dict[str, bytes]) -> None:
+    """Write the scene's files, each atomically, the label file last."""
+    paths = scene_paths(root, idx)
+    for kind, _ in RAW_FILES:
+        atomic_write(paths[kind], files[kind])
 
 
 def make_scene(args: Tuple) -> Dict:
-    """Worker entry: generate and write scene ``idx``; returns its info."""
-    out_dir, idx, seed, primary, height, width, max_points, min_points = args
-    info, data = generate_scene(idx, seed, primary, height, width, max_points,
-                                min_points)
-    write_scene(out_dir, info, data)
-    return info
-
-
-def write_infos(path: str, data_list: Sequence[Dict]) -> None:
-    """mmengine-style infos pickle, as in the real sample (atomic)."""
-    payload = dict(metainfo=dict(DATASET='SUNRGBD'), data_list=list(data_list))
-    atomic_write(path, pickle.dumps(payload, protocol=4))
-
-
-def split_scenes(num_scenes: int, val_ratio: float, seed: int
-                 ) -> Tuple[List[int], List[int]]:
-    """Deterministic scene-level split: sorted train and val indices."""
-    if not 0.0 <= val_ratio < 1.0:
-        raise ValueError(f'val_ratio must be in [0, 1), got {val_ratio}')
-    rng = np.random.default_rng([seed, 1 << 31])
-    perm = rng.permutation(num_scenes)
-    n_val = int(round(num_scenes * val_ratio))
-    return sorted(perm[n_val:].tolist()), sorted(perm[:n_val].tolist())
+    """Worker entry: generate and write scene ``idx``; returns its index and classes."""
+    root, idx, seed, primary, height, width, max_points, min_points = args
+    files, data = generate_scene(idx, seed, primary, height, width, max_points, min_points)
+    write_scene(root, idx, files)
+    return dict(sample_idx=idx, classes=data['classes'])

@@ -6,7 +6,7 @@ SUN RGB-D: x points to the object's front (the heading, ``yaw``), y to its
 left, z up, origin at the centre of the footprint on the floor (z = 0).
 """
 from dataclasses import dataclass
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 import trimesh
@@ -30,6 +30,9 @@ class Material:
 class Part:
     mesh: trimesh.Trimesh
     material: Material
+    # Set on a part that is annotated as an object of its own (a pillow on a
+    # bed): the kind of that object (objects.KINDS); None for the builder's own.
+    kind: Optional[str] = None
 
 
 # Palettes overlap between classes on purpose: colour alone must not name
@@ -76,12 +79,17 @@ def fabric(rng: np.random.Generator) -> Material:
     return pick(rng, FABRICS, TEX_FABRIC, rng.uniform(0.004, 0.01))
 
 
+# trimesh's unit box, built once: trimesh.creation.box re-checks its face
+# normals on every call, which was a third of a scene's time (rooms are tiled).
+_BOX = trimesh.creation.box()
+_BOX_VERTICES, _BOX_FACES = np.array(_BOX.vertices), np.array(_BOX.faces)
+
+
 def box(centre: Sequence[float], extents: Sequence[float],
         mat: Material) -> Part:
     """Axis-aligned box part (object frame)."""
-    m = trimesh.creation.box(extents=extents)
-    m.apply_translation(centre)
-    return Part(m, mat)
+    v = _BOX_VERTICES * np.asarray(extents, np.float64) + np.asarray(centre, np.float64)
+    return Part(trimesh.Trimesh(v, _BOX_FACES, process=False), mat)
 
 
 def cylinder(centre: Sequence[float], radius: float, height: float,
@@ -118,7 +126,7 @@ def rotated(part: Part, angle: float, axis: Sequence[float],
     m = part.mesh.copy()
     m.apply_transform(trimesh.transformations.rotation_matrix(
         angle, axis, point))
-    return Part(m, part.material)
+    return Part(m, part.material, part.kind)
 
 
 def parts_bounds(parts: List[Part]) -> np.ndarray:
@@ -133,5 +141,5 @@ def scaled(parts: List[Part], s: float) -> List[Part]:
     for p in parts:
         m = p.mesh.copy()
         m.apply_scale(s)
-        out.append(Part(m, p.material))
+        out.append(Part(m, p.material, p.kind))
     return out

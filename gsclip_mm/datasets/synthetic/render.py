@@ -9,17 +9,22 @@ interpolated perspective-correctly, and one sort per frame keeps the nearest
 fragment per pixel. A 320 x 240 scene of 7.7k triangles rasterises in 1.4 s
 with both CPU cores shared by other jobs (noisy; far less on an idle core).
 
-Pixel ``(row j, col i)`` is sampled at its centre ``(u, v) = (i + 0.5,
-j + 0.5)``, the same convention the back-projection uses.
+Pixel ``(row j, col i)`` is sampled at its centre ``(u, v) = (i + 1, j + 1)``:
+SUN RGB-D's 1-based pixel coordinates (``data/sunrgbd_raw_sample/README.md``),
+the same convention the back-projection uses, so every point projects back
+exactly onto the pixel whose colour it carries, as on the real scenes.
 """
 from typing import Dict
 
 import numpy as np
 
+from gsclip_mm.gaussians.camera import SUNRGBD_PIXEL_OFFSET
 from .meshes import (TEX_CARPET, TEX_FABRIC, TEX_PLANKS, TEX_STRIPES,
                      TEX_TILES, TEX_WOOD)
 
 NEAR = 0.05  # metres; triangles with a vertex closer than this are dropped
+# u of the centre of 0-based pixel column 0 (and v of row 0): 0.5 in gsplat's convention, 1 in SUN RGB-D's.
+PIXEL_CENTRE = 0.5 + SUNRGBD_PIXEL_OFFSET
 
 
 def rasterize(verts: np.ndarray, faces: np.ndarray, depth2img: np.ndarray,
@@ -51,12 +56,13 @@ def rasterize(verts: np.ndarray, faces: np.ndarray, depth2img: np.ndarray,
     e1 = tuv[:, 1] - tuv[:, 0]
     e2 = tuv[:, 2] - tuv[:, 0]
     area = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]  # [T]
-    # pixel ranges covered by each triangle's bounding box (centres i + 0.5)
-    x0 = np.clip(np.ceil(tuv[..., 0].min(1) - 0.5), 0, width).astype(np.int64)
-    x1 = np.clip(np.floor(tuv[..., 0].max(1) - 0.5), -1, width - 1
+    # pixel ranges covered by each triangle's bounding box (centres i + PIXEL_CENTRE)
+    c = PIXEL_CENTRE
+    x0 = np.clip(np.ceil(tuv[..., 0].min(1) - c), 0, width).astype(np.int64)
+    x1 = np.clip(np.floor(tuv[..., 0].max(1) - c), -1, width - 1
                  ).astype(np.int64)
-    y0 = np.clip(np.ceil(tuv[..., 1].min(1) - 0.5), 0, height).astype(np.int64)
-    y1 = np.clip(np.floor(tuv[..., 1].max(1) - 0.5), -1, height - 1
+    y0 = np.clip(np.ceil(tuv[..., 1].min(1) - c), 0, height).astype(np.int64)
+    y1 = np.clip(np.floor(tuv[..., 1].max(1) - c), -1, height - 1
                  ).astype(np.int64)
     bw = x1 - x0 + 1
     bh = y1 - y0 + 1
@@ -89,8 +95,8 @@ def _fragments(sl, fid, tuv, tw, area, x0, y0, bw, counts, width, zbuf, fbuf):
     off = np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt)
     px = x0[tri] + off % bw[tri]
     py = y0[tri] + off // bw[tri]
-    u = px + 0.5
-    v = py + 0.5
+    u = px + PIXEL_CENTRE
+    v = py + PIXEL_CENTRE
     t = tuv[tri]  # [K, 3, 2]
     # barycentric weights from edge functions, normalised by the area
     l0 = ((t[:, 1, 0] - u) * (t[:, 2, 1] - v) -
@@ -120,9 +126,9 @@ def _fragments(sl, fid, tuv, tw, area, x0, y0, bw, counts, width, zbuf, fbuf):
 
 def backproject(depth: np.ndarray, depth2img: np.ndarray) -> np.ndarray:
     """[H, W] camera depth -> [H, W, 3] points in depth coordinates
-    (pixel centres; empty pixels give the origin)."""
+    (pixel centres at PIXEL_CENTRE; empty pixels give the origin)."""
     hgt, wid = depth.shape
-    v, u = np.mgrid[0:hgt, 0:wid] + 0.5
+    v, u = np.mgrid[0:hgt, 0:wid] + PIXEL_CENTRE
     huv = np.stack([u * depth, v * depth, depth], -1)  # [H, W, 3]
     return huv @ np.linalg.inv(depth2img).T
 

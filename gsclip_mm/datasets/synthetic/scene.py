@@ -3,7 +3,9 @@
 Coordinates follow mmdetection3d's SUN RGB-D depth frame: the camera sits at
 the origin, z is up, the camera looks roughly along +y (pitched down, a
 little rolled), and ``depth2img = K @ A @ Rtilt.T`` with ``A`` the axis change
-(x, y, z) -> (x, -z, y), exactly as in the converted SUN RGB-D infos.
+(x, y, z) -> (x, -z, y), computed by the converter's own function from the
+float32 ``K`` and ``Rtilt`` that the calib file holds, so the camera the
+scene is rendered with is the one the converted infos carry.
 A room is laid out in its own frame and turned by a random yaw about the
 camera, so objects face every direction in the depth frame.
 """
@@ -14,19 +16,22 @@ import cv2
 import numpy as np
 import trimesh
 
+from ..converters.sunrgbd import depth2img_matrix
 from .meshes import (TEX_CARPET, TEX_PLANKS, TEX_PLAIN, TEX_TILES, WALLS,
                      WOODS, Material, Part, box, jitter, parts_bounds, pick,
                      scaled)
-from .objects import BUILDERS, CLASSES, CLUTTER
+from .objects import BUILDERS, CLUTTER, EXTRA_CLASSES, KINDS, raw_name
 from .render import backproject, rasterize, shade, texture
 
 AXES = np.array([[1., 0., 0.], [0., 0., -1.], [0., 1., 0.]])  # depth->camera
 BOX_MARGIN = 0.02  # metres added around the mesh bounds (sides and top)
 OBJECT_SCALE = (0.85, 1.18)  # isotropic scale range applied to every object
-FLOOR_CLEARANCE = 0.02  # box bottom above the floor: keeps floor points out
+FLOOR_CLEARANCE = 0.02  # box bottom above what the object stands on: keeps its points out
+WALL_CLEARANCE = 0.03  # footprints this far from the walls: the grown box stays clear of wall points
 
 # Which room a scene whose primary class is the key may be; and what else
-# the room holds (class, probability), in placement order.
+# the room holds (kind, probability): the test classes first, then the extra
+# classes (placed after all test classes, so they never take their room).
 PRIMARY_ROOMS = dict(
     bed=('bedroom',), night_stand=('bedroom',), dresser=('bedroom', 'living'),
     sofa=('living',), table=('dining', 'living'), chair=('dining', 'office'),
@@ -35,25 +40,40 @@ PRIMARY_ROOMS = dict(
 ROOM_EXTRAS = dict(
     bedroom=(('bed', 0.9), ('night_stand', 0.8), ('night_stand', 0.5),
              ('dresser', 0.5), ('desk', 0.2), ('chair', 0.35),
-             ('bookshelf', 0.3)),
+             ('bookshelf', 0.3), ('wardrobe', 0.3), ('suitcase', 0.2),
+             ('backpack', 0.15), ('box', 0.15), ('floor_lamp', 0.15)),
     living=(('sofa', 0.8), ('table', 0.7), ('bookshelf', 0.5),
-            ('chair', 0.6), ('chair', 0.3), ('dresser', 0.25)),
+            ('chair', 0.6), ('chair', 0.3), ('dresser', 0.25),
+            ('cabinet', 0.35), ('floor_lamp', 0.35), ('box', 0.15)),
     dining=(('table', 0.9), ('chair', 0.9), ('chair', 0.8), ('chair', 0.5),
-            ('bookshelf', 0.3), ('dresser', 0.3)),
+            ('bookshelf', 0.3), ('dresser', 0.3), ('cabinet', 0.4),
+            ('floor_lamp', 0.15)),
     office=(('desk', 0.9), ('chair', 0.9), ('bookshelf', 0.6),
-            ('table', 0.3), ('chair', 0.3), ('dresser', 0.2)),
-    bathroom=(('toilet', 0.9), ('bathtub', 0.9)))
-# Where each class stands: against a wall, free in the room, or next to a
-# host object of the given classes.
+            ('table', 0.3), ('chair', 0.3), ('dresser', 0.2),
+            ('cabinet', 0.4), ('box', 0.3), ('boxes', 0.15),
+            ('backpack', 0.25)),
+    bathroom=(('toilet', 0.9), ('bathtub', 0.9), ('sink', 0.7),
+              ('cabinet', 0.2)))
+# What stands on top of a placed object of the key's kind: (kind,
+# probability); monitors and bins are unlabelled clutter.
+ON_TOP = dict(
+    night_stand=(('table_lamp', 0.5), ), dresser=(('table_lamp', 0.35),
+                                                  ('tv', 0.25)),
+    desk=(('monitor', 0.4), ('table_lamp', 0.2)),
+    table=(('box', 0.15), ('bin', 0.1)), cabinet=(('tv', 0.3), ))
+# Where each kind stands: against a wall, free in the room, or next to a
+# host object of the given kinds.
 WALL_CLASSES = {'bed', 'sofa', 'desk', 'dresser', 'bookshelf', 'toilet',
-                'bathtub', 'night_stand'}
+                'bathtub', 'night_stand', 'cabinet', 'wardrobe', 'sink'}
 HOSTS = dict(night_stand=('bed',), chair=('desk', 'table'))
 MULTIPLE = {'chair', 'night_stand'}
 
 
 @dataclass
 class Camera:
-    depth2img: np.ndarray  # [3, 3]
+    k: np.ndarray  # [3, 3] float32 intrinsics, as the calib file holds them
+    rtilt: np.ndarray  # [3, 3] float32 tilt, as the calib file holds it
+    depth2img: np.ndarray  # [3, 3] float64: the converter's K @ A @ Rtilt^T
     height: int
     width: int
     floor_z: float  # floor height in depth coordinates (negative)
@@ -61,13 +81,17 @@ class Camera:
 
 @dataclass
 class Placed:
-    name: str
+    name: str  # kind (objects.KINDS), 'clutter' or 'structure'
     parts: List[Part]
     transform: np.ndarray  # [4, 4] object frame -> depth frame
     footprint: np.ndarray  # [4, 2] room-frame footprint corners
     pose: Tuple[float, float, float]  # room-frame x, y, yaw
-    label: Optional[int]  # class index, None for clutter / structure
+    cls: Optional[str]  # class (one of the 37), None for clutter / structure
     bounds: np.ndarray = field(default=None)  # [2, 3] object-frame bounds
+    raw_name: Optional[str] = None  # the name its label line carries
+    # The object this one is a part of in the annotation (a bed for its
+    # pillows): that object's box holds it too.
+    host: Optional['Placed'] = None
 
 
 def make_camera(rng: np.random.Generator, height: int, width: int) -> Camera:
@@ -81,7 +105,9 @@ def make_camera(rng: np.random.Generator, height: int, width: int) -> Camera:
     rx = trimesh.transformations.rotation_matrix(-pitch, (1, 0, 0))[:3, :3]
     ry = trimesh.transformations.rotation_matrix(roll, (0, 1, 0))[:3, :3]
     rtilt = ry @ rx  # tilted camera-aligned frame -> upright depth frame
-    return Camera(k @ AXES @ rtilt.T, height, width,
+    # float32 as the converter reads them, so the rendering camera is the converted one to the bit
+    k, rtilt = k.astype(np.float32), rtilt.astype(np.float32)
+    return Camera(k, rtilt, depth2img_matrix(k, rtilt), height, width,
                   -rng.uniform(1.0, 1.5))
 
 
@@ -187,7 +213,7 @@ class Room:
             return -self.xl + gap - x0, rng.uniform(1.0, self.yb - 0.3), jit
         return self.xr - gap + x0, rng.uniform(1.0, self.yb - 0.3), np.pi + jit
 
-    def place(self, name: str, parts: List[Part], label: Optional[int],
+    def place(self, name: str, parts: List[Part], cls: Optional[str],
               host: Optional[Placed] = None, tries: int = 40
               ) -> Optional[Placed]:
         """Find a free, visible pose; None when none is found."""
@@ -195,34 +221,47 @@ class Room:
         for _ in range(tries):
             x, y, yaw = self.pose_for(name, bounds, host)
             fp = _footprint(bounds, x, y, yaw)
-            if (fp[:, 0].min() < -self.xl - 1e-6 or
-                    fp[:, 0].max() > self.xr + 1e-6 or
-                    fp[:, 1].max() > self.yb + 1e-6 or fp[:, 1].min() < 0.4):
+            c = WALL_CLEARANCE
+            if (fp[:, 0].min() < -self.xl + c or fp[:, 0].max() > self.xr - c
+                    or fp[:, 1].max() > self.yb - c or fp[:, 1].min() < 0.4):
                 continue
             if any(_overlap(fp, p.footprint, 0.02) for p in self.placed):
                 continue
             t = self.to_world(x, y, self.cam.floor_z, yaw)
-            if label is not None and not self.visible(t, bounds):
+            if cls is not None and not self.visible(t, bounds):
                 continue
-            p = Placed(name, parts, t, fp, (x, y, yaw), label, bounds)
+            p = Placed(name, parts, t, fp, (x, y, yaw), cls, bounds)
             self.placed.append(p)
             return p
         return None
 
-    def on_top(self, host: Placed, parts: List[Part]) -> Placed:
-        """Clutter standing on a host's top, inside its footprint."""
+    def on_top(self, host: Placed, name: str, parts: List[Part],
+               beside: List[Placed], tries: int = 10) -> Optional[Placed]:
+        """``parts`` standing on a host's top, inside its footprint and clear
+        of the things ``beside`` it on the same top; None when they do not
+        fit. Labelled (class of ``name``) when its box is in view."""
         hb = host.bounds
         b = parts_bounds(parts)
         rng = self.rng
-        lx = rng.uniform(hb[0, 0] - b[0, 0], max(hb[0, 0] - b[0, 0],
-                                                hb[1, 0] - b[1, 0]))
-        ly = rng.uniform(hb[0, 1] - b[0, 1], max(hb[0, 1] - b[0, 1],
-                                                hb[1, 1] - b[1, 1]))
         hx, hy, hyaw = host.pose
-        xy = _rot2(hyaw) @ (lx, ly) + (hx, hy)
-        t = self.to_world(xy[0], xy[1], self.cam.floor_z + hb[1, 2],
-                          hyaw + rng.uniform(-0.3, 0.3))
-        return Placed('clutter', parts, t, np.zeros((4, 2)), (0, 0, 0), None, b)
+        for _ in range(tries):
+            lx = rng.uniform(hb[0, 0] - b[0, 0], max(hb[0, 0] - b[0, 0],
+                                                    hb[1, 0] - b[1, 0]))
+            ly = rng.uniform(hb[0, 1] - b[0, 1], max(hb[0, 1] - b[0, 1],
+                                                    hb[1, 1] - b[1, 1]))
+            xy = _rot2(hyaw) @ (lx, ly) + (hx, hy)
+            yaw = hyaw + rng.uniform(-0.3, 0.3)
+            fp = _footprint(b, xy[0], xy[1], yaw)
+            local = (fp - (hx, hy)) @ _rot2(hyaw)  # [4, 2] in the host's frame
+            if ((local < hb[0, :2]).any() or (local > hb[1, :2]).any() or
+                    any(_overlap(fp, p.footprint, 0.02) for p in beside)):
+                continue  # turned over the host's edge, or onto a neighbour
+            t = self.to_world(xy[0], xy[1], self.cam.floor_z + hb[1, 2], yaw)
+            cls = KINDS.get(name)
+            if cls is not None and not self.visible(t, b):
+                cls, name = None, 'clutter'
+            return Placed(name, parts, t, fp, (xy[0], xy[1], yaw), cls, b)
+        return None
 
 
 def structure(rng: np.random.Generator, room: Room) -> List[Placed]:
@@ -305,19 +344,21 @@ def structure(rng: np.random.Generator, room: Room) -> List[Placed]:
                    parts_bounds(parts))]
 
 
-def compose(rng: np.random.Generator, cam: Camera, primary: str
-            ) -> Tuple[Room, List[Placed]]:
-    """Lay out a room around a primary class; returns the room and all
-    placed things (labelled objects, clutter and structure)."""
-    kind = PRIMARY_ROOMS[primary][rng.integers(len(PRIMARY_ROOMS[primary]))]
-    room = Room(rng, cam, kind)
-    wanted = [primary]
-    for c, p in ROOM_EXTRAS[kind]:
-        # chairs and night stands come in sets; one of anything else
-        if rng.random() < p and (c in MULTIPLE or c not in wanted):
-            wanted.append(c)
-    # anchors (hosts) first so that dependants find them
-    wanted.sort(key=lambda c: c in HOSTS)
+def _detach(p: Placed) -> List[Placed]:
+    """Split the parts annotated on their own (a bed's pillows) off ``p``
+    into objects of their kind; ``p`` keeps its bounds, which hold them."""
+    own = [q for q in p.parts if q.kind is None]
+    out = [Placed(q.kind, [q], p.transform, np.zeros((4, 2)), p.pose,
+                  KINDS[q.kind], parts_bounds([q]), host=p)
+           for q in p.parts if q.kind is not None]
+    p.parts = own
+    return out
+
+
+def _place_wanted(rng: np.random.Generator, room: Room, wanted: List[str]
+                  ) -> List[Placed]:
+    """Place the wanted kinds (labelled), their attached parts and, on
+    their tops, lamps, screens and boxes (labelled or clutter)."""
     labelled = []
     for name in wanted:
         host = None
@@ -327,35 +368,59 @@ def compose(rng: np.random.Generator, cam: Camera, primary: str
                 host = hosts[rng.integers(len(hosts))]
         # an overall scale per object blurs the size ranges between classes
         parts = scaled(BUILDERS[name](rng), rng.uniform(*OBJECT_SCALE))
-        p = room.place(name, parts, CLASSES.index(name), host)
+        p = room.place(name, parts, KINDS[name], host)
         if p is None and host is not None:
-            p = room.place(name, parts, CLASSES.index(name))
+            p = room.place(name, parts, KINDS[name])
         if p is not None:
-            labelled.append(p)
-    clutter = []
-    for p in labelled:  # lamps on stands/dressers, screens on desks
-        if p.name in ('night_stand', 'dresser') and rng.random() < 0.5:
-            clutter.append(room.on_top(p, CLUTTER['lamp'](rng)))
-        elif p.name in ('desk', 'table') and rng.random() < 0.4:
-            clutter.append(room.on_top(p, CLUTTER['monitor'](rng)
-                                       if p.name == 'desk'
-                                       else CLUTTER['bin'](rng)))
+            labelled += [p] + _detach(p)
+    tops = []
+    for p in list(labelled):
+        beside = []
+        for name, prob in ON_TOP.get(p.name, ()):
+            if rng.random() < prob:
+                build = BUILDERS.get(name) or CLUTTER[name]
+                q = room.on_top(p, name, build(rng), beside)
+                if q is not None:
+                    beside.append(q)
+        tops += beside
+    return labelled + tops
+
+
+def compose(rng: np.random.Generator, cam: Camera, primary: str
+            ) -> Tuple[Room, List[Placed]]:
+    """Lay out a room around a primary class; returns the room and all
+    placed things (labelled objects, clutter and structure), each labelled
+    one with its raw annotation name."""
+    kind = PRIMARY_ROOMS[primary][rng.integers(len(PRIMARY_ROOMS[primary]))]
+    room = Room(rng, cam, kind)
+    wanted = [primary]
+    for c, p in ROOM_EXTRAS[kind]:
+        # chairs and night stands come in sets; one of anything else
+        if rng.random() < p and (c in MULTIPLE or c not in wanted):
+            wanted.append(c)
+    # test classes first, anchors (hosts) before dependants, extras last
+    wanted.sort(key=lambda c: (KINDS[c] in EXTRA_CLASSES, c in HOSTS))
+    placed = _place_wanted(rng, room, wanted)
     for _ in range(int(rng.integers(1, 4))):  # clutter on the floor
-        name = rng.choice(('plant', 'bin', 'lamp'))
+        name = rng.choice(('plant', 'bin'))
         c = room.place(name, CLUTTER[name](rng), None, tries=10)
         if c is not None:
-            c.label = None
-            clutter.append(c)
-    return room, labelled + clutter + structure(rng, room)
+            placed.append(c)
+    for p in placed:
+        if p.cls is not None:
+            p.raw_name = raw_name(rng, p.name)
+    return room, placed + structure(rng, room)
 
 
 def box3d(p: Placed, psi: float) -> np.ndarray:
     """[7] x y z dx dy dz yaw (box centre, depth frame) of a placed object:
-    mesh bounds grown by BOX_MARGIN, bottom FLOOR_CLEARANCE above the floor.
+    mesh bounds grown by BOX_MARGIN, bottom FLOOR_CLEARANCE above what it
+    stands on (the floor, a top, a mattress: its frame's z = 0 or its own
+    bottom, whichever is higher), so that surface's points stay out.
     """
     lo = p.bounds[0] - (BOX_MARGIN, BOX_MARGIN, 0)
     hi = p.bounds[1] + BOX_MARGIN
-    lo[2] = max(lo[2], FLOOR_CLEARANCE)
+    lo[2] = max(lo[2], 0.0) + FLOOR_CLEARANCE
     c = p.transform[:3, :3] @ ((lo + hi) / 2) + p.transform[:3, 3]
     yaw = (p.pose[2] + psi + np.pi) % (2 * np.pi) - np.pi
     return np.concatenate([c, hi - lo, [yaw]])
@@ -375,7 +440,7 @@ def _mesh_arrays(placed: List[Placed]):
             faces.append(f + nv)
             nv += len(v)
             fmat.append(np.full(len(f), len(mats)))
-            finst.append(np.full(len(f), k if p.label is not None else -1))
+            finst.append(np.full(len(f), k if p.cls is not None else -1))
             mats.append(part.material)
     return (np.concatenate(verts), np.concatenate(faces),
             np.concatenate(fmat), np.concatenate(finst), mats)
@@ -394,7 +459,8 @@ def capture(rng: np.random.Generator, cam: Camera, placed: List[Placed]
 
     Returns dict with ``image`` uint8 [H, W, 3] RGB, ``points`` float32
     [N, 6] (xyz rgb, rgb in [0, 1]), ``point_pix`` [N] flat pixel index,
-    ``point_inst`` [N] index into ``placed`` (-1 unlabelled).
+    ``point_inst`` [N] index into ``placed`` (-1 unlabelled) and
+    ``pixel_inst`` [H, W] the same per pixel (-1 also where empty).
     """
     verts, faces, fmat, finst, mats = _mesh_arrays(placed)
     r = rasterize(verts, faces, cam.depth2img, cam.height, cam.width)
@@ -436,5 +502,7 @@ def capture(rng: np.random.Generator, cam: Camera, placed: List[Placed]
     xyz = backproject(w, cam.depth2img).reshape(-1, 3)
     pix = np.nonzero(keep.ravel())[0]
     pts = np.concatenate([xyz[pix], img.reshape(-1, 3)[pix] / 255.0], 1)
+    pixel_inst = np.where(valid, finst[np.maximum(face, 0)], -1)
     return dict(image=img, points=pts.astype(np.float32), point_pix=pix,
-                point_inst=finst[face[pix]])
+                point_inst=finst[face[pix]],
+                pixel_inst=pixel_inst.reshape(cam.height, cam.width))
