@@ -8,6 +8,7 @@ from torch import nn
 from gsclip_mm.registry import MODELS
 from gsclip_mm.structures import GS_DIM, GS_FEATURES
 from ..layers import GaussianAwareFusion, build_sa_modules
+from ..layers.pointnet_modules import build_fp_modules
 
 # Sized for CPU training: 32 x 1024 Gaussians take about 0.7 s forward +
 # backward with GAF, 0.4 s without, on one thread of a shared 2-core machine
@@ -21,6 +22,9 @@ DEFAULT_SA_CFG = dict(
 
 DEFAULT_GAF_CFG = dict(num_groups=64, group_size=32, embed_dims=128, depth=2, num_heads=4, mlp_ratio=2.0,
                        dropout=0.0)
+
+#: ``out_type`` values: whose output convention ``forward`` follows (see :class:`PointNet2GAF`).
+OUT_TYPES = ('gsclip', 'mmpretrain', 'mmdet3d')
 
 
 @MODELS.register_module()
@@ -65,13 +69,52 @@ class PointNet2GAF(BaseModule):
             embedded (log) and added to the fused feature: normalisation
             removes absolute size, one of the strongest cues indoors
             (a night stand is a small dresser).
-        init_cfg (dict | list | None): MMEngine weight-init config.
+        out_type (str): whose output convention ``forward`` follows, one of
+            :data:`OUT_TYPES`; see below. It changes no parameter and no
+            value, only what is returned.
+        out_indices (Sequence[int] | None): ``out_type='mmpretrain'`` only:
+            the stages returned, as mmpretrain's backbones' ``out_indices``
+            (negative counts from the end). Default ``(-1,)``, the embedding.
+        fp_channels (Sequence[Sequence[int]]): ``out_type='mmdet3d'`` only:
+            MLP widths of the feature-propagation levels, as
+            ``PointNet2SASSG``'s ``fp_channels`` (e.g. ``((256, 256), (256,
+            256))``); one level per set-abstraction level at most. Default
+            none (no ``fp_modules`` parameters, so the ``state_dict`` is
+            that of the other conventions).
+        init_cfg (dict | list | None): MMEngine weight-init config, e.g.
+            ``dict(type='Pretrained', checkpoint='gsclip.pth',
+            prefix='backbone.')`` to start from a GS-CLIP checkpoint.
 
-    ``forward`` returns a dict:
-        ``sa_xyz``: list of ``[B, M_i, 3]`` centres per level (zeros
-        ``[B, 1, 3]`` for a group-all level); ``sa_features``: list of
-        ``[B, C_i, M_i]``; ``global_feat``: ``[B, C_last]``, PointNet++'s
-        max-pooled last level; ``embedding``: ``[B, embed_dims]``.
+    ``forward`` returns, by ``out_type`` (``L`` set-abstraction levels, level
+    ``i`` with ``M_i`` centres and ``C_i`` channels; ``C'`` = ``in_channels``
+    - 3 per-point input features):
+
+    - ``'gsclip'`` (default; what ``GSCLIP`` and our configs use): a dict
+      with ``sa_xyz``: list of ``L`` ``[B, M_i, 3]`` centres (zeros
+      ``[B, 1, 3]`` for a group-all level); ``sa_features``: list of ``L``
+      ``[B, C_i, M_i]``; ``global_feat``: ``[B, C_last]``, PointNet++'s
+      max-pooled last level; ``embedding``: ``[B, embed_dims]``.
+    - ``'mmpretrain'``: a tuple of the stages picked by ``out_indices``, in
+      stage order, as mmpretrain's backbones return (``LinearClsHead`` takes
+      the last one). ``L + 1`` stages: stage ``i < L`` is level ``i``'s
+      features ``[B, C_i, M_i]`` (add mmpretrain's
+      ``GlobalAveragePooling(dim=1)`` neck to pool one); stage ``L`` (= -1)
+      is ``embedding`` ``[B, embed_dims]``. GAF and the MLP head run only
+      when the embedding is picked.
+    - ``'mmdet3d'``: mmdetection3d's ``PointNet2SASSG`` dict. ``sa_xyz``,
+      ``sa_features``, ``sa_indices``: lists of ``L + 1``, entry 0 the input
+      (``[B, N, 3]`` positions, ``[B, C', N]`` features or None with
+      ``C' = 0``, ``[B, N]`` indices ``0..N-1``), entry ``i + 1`` level
+      ``i`` (``[B, M_i, 3]``, ``[B, C_i, M_i]``, int64 ``[B, M_i]`` indices
+      of the centres into the input points; a group-all level, which
+      ``PointNet2SASSG`` does not have, has the origin as its centre and
+      index -1: no input point). ``fp_xyz``, ``fp_features``,
+      ``fp_indices``: lists of ``len(fp_channels) + 1``, entry 0 the last SA
+      level, entry ``j + 1`` FP level ``j`` on SA entry ``L - j - 1``'s
+      points (``[B, M, 3]``, ``[B, fp_channels[j][-1], M]``, ``[B, M]``).
+      Plus ``global_feat`` and ``embedding`` as in ``'gsclip'`` (keys
+      mmdetection3d's consumers ignore; computing them keeps every
+      parameter in use).
     """
 
     def __init__(self,
@@ -84,6 +127,9 @@ class PointNet2GAF(BaseModule):
                  head_hidden: Optional[int] = None,
                  dropout: float = 0.0,
                  with_size: bool = False,
+                 out_type: str = 'gsclip',
+                 out_indices: Optional[Sequence[int]] = None,
+                 fp_channels: Sequence[Sequence[int]] = (),
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         self.feature_columns, self.in_channels = self._input_layout(in_features, in_channels)
@@ -106,6 +152,34 @@ class PointNet2GAF(BaseModule):
             nn.Linear(out_channels, hidden), nn.LayerNorm(hidden), nn.GELU(), nn.Dropout(dropout),
             nn.Linear(hidden, embed_dims))
         self.embed_dims = embed_dims
+        self.out_type, self.out_indices = self._output_layout(out_type, out_indices, fp_channels,
+                                                              num_stages=len(self.sa_modules) + 1)
+        # Feature propagation (mmdet3d outputs only); no levels, no parameters: the state_dict is unchanged.
+        self.fp_modules = build_fp_modules(num_feats, [sa.out_channels for sa in self.sa_modules], fp_channels)
+
+    @staticmethod
+    def _output_layout(out_type: str, out_indices: Optional[Sequence[int]], fp_channels: Sequence,
+                       num_stages: int) -> Tuple[str, Optional[Tuple[int, ...]]]:
+        """Check the output settings; ``out_indices`` made non-negative and sorted (None unless mmpretrain)."""
+        if out_type not in OUT_TYPES:
+            raise ValueError(f'out_type must be one of {OUT_TYPES}, got {out_type!r}')
+        if out_indices is not None and out_type != 'mmpretrain':
+            raise ValueError(f"out_indices picks mmpretrain's stages: it needs out_type='mmpretrain', got "
+                             f'out_type={out_type!r}')
+        if len(fp_channels) and out_type != 'mmdet3d':
+            raise ValueError(f"fp_channels adds mmdetection3d's feature propagation: it needs out_type='mmdet3d', "
+                             f'got out_type={out_type!r}')
+        if out_type != 'mmpretrain':
+            return out_type, None
+        picked = (-1, ) if out_indices is None else tuple(int(i) for i in out_indices)
+        bad = [i for i in picked if not -num_stages <= i < num_stages]
+        if not picked or bad:
+            raise ValueError(f'out_indices must pick stages among the {num_stages} (the set-abstraction levels, then '
+                             f'the embedding; negative counts from the end), got {out_indices}')
+        normalised = sorted({i % num_stages for i in picked})
+        if len(normalised) != len(picked):
+            raise ValueError(f'out_indices {out_indices} names a stage twice')
+        return out_type, tuple(normalised)
 
     @staticmethod
     def _input_layout(in_features, in_channels) -> Tuple[Optional[List[int]], int]:
@@ -142,25 +216,77 @@ class PointNet2GAF(BaseModule):
         feats = x[..., 3:].contiguous() if self.in_channels > 3 else None  # [B, N, C']
         return xyz, feats
 
-    def forward(self, x: torch.Tensor, norm_scale: Optional[torch.Tensor] = None) -> Dict[str, object]:
-        """Encode a batch ``x`` ``[B, N, C]`` (and ``norm_scale`` ``[B, 1]`` with
-        ``with_size``); see the class docstring for the returned dict."""
+    def forward(self, x: torch.Tensor, norm_scale: Optional[torch.Tensor] = None):
+        """Encode a batch ``x`` ``[B, N, C]`` (and ``norm_scale`` ``[B, 1]`` with ``with_size``).
+
+        Returns the dict or tuple of ``out_type`` (see the class docstring).
+        """
         if self.with_size and (norm_scale is None or norm_scale.shape != (x.shape[0], 1)):
             raise ValueError(f'with_size=True needs norm_scale [B, 1] = [{x.shape[0]}, 1], got '
                              f'{None if norm_scale is None else tuple(norm_scale.shape)}')
         xyz, feats = self._split_input(x)
-        sa_xyz, sa_features = [], []
+        levels = self._abstract(xyz, feats)
+        if self.out_type == 'mmpretrain':
+            return self._mmpretrain_stages(xyz, feats, levels, norm_scale)
+        global_feat = levels[-1][1].max(dim=1).values  # [B, C_last]
+        embedding = self._embed(xyz, feats, global_feat, norm_scale)  # [B, embed_dims]
+        if self.out_type == 'mmdet3d':
+            return dict(self._mmdet3d_outputs(xyz, feats, levels), global_feat=global_feat, embedding=embedding)
+        return dict(sa_xyz=[c for c, _, _ in levels], sa_features=[f.transpose(1, 2) for _, f, _ in levels],
+                    global_feat=global_feat, embedding=embedding)
+
+    def _abstract(self, xyz: torch.Tensor, feats: Optional[torch.Tensor]) -> List[tuple]:
+        """The set-abstraction levels on ``xyz`` ``[B, N, 3]`` and ``feats`` ``[B, N, C'] | None``.
+
+        Returns, per level, its centres ``[B, M_i, 3]``, channels-last
+        features ``[B, M_i, C_i]`` and centre indices into the previous
+        level's points ``[B, M_i]`` (None for a group-all level).
+        """
+        levels = []
         cur_xyz, cur_feats = xyz, feats
         for sa in self.sa_modules:
-            cur_xyz, cur_feats = sa(cur_xyz, cur_feats)  # [B, M, 3], [B, M, C_i]
-            sa_xyz.append(cur_xyz)
-            sa_features.append(cur_feats.transpose(1, 2))  # [B, C_i, M]
-        global_feat = cur_feats.max(dim=1).values  # [B, C_last]
+            cur_xyz, cur_feats, idx = sa(cur_xyz, cur_feats, return_indices=True)
+            levels.append((cur_xyz, cur_feats, idx))
+        return levels
+
+    def _embed(self, xyz: torch.Tensor, feats: Optional[torch.Tensor], global_feat: torch.Tensor,
+               norm_scale: Optional[torch.Tensor]) -> torch.Tensor:
+        """Eq. 11: ``[B, C_last]`` PointNet++ global feature (+ GAF, + size) -> ``[B, embed_dims]``."""
         fused = global_feat
         if self.gaf is not None:
             gaf_global, gaf_shape = self.gaf(xyz, feats)  # [B, C_last] each
             fused = global_feat + gaf_global + gaf_shape  # residual injection (eq. 11)
         if self.size_embed is not None:
             fused = fused + self.size_embed(norm_scale.clamp_min(1e-3).log())  # [B, C_last]
-        return dict(sa_xyz=sa_xyz, sa_features=sa_features, global_feat=global_feat,
-                    embedding=self.head(fused))
+        return self.head(fused)
+
+    def _mmpretrain_stages(self, xyz: torch.Tensor, feats: Optional[torch.Tensor], levels: List[tuple],
+                           norm_scale: Optional[torch.Tensor]) -> Tuple[torch.Tensor, ...]:
+        """mmpretrain's tuple: level features ``[B, C_i, M_i]``, then the embedding ``[B, embed_dims]``."""
+        stages: List[Optional[torch.Tensor]] = [f.transpose(1, 2) for _, f, _ in levels]
+        stages.append(None)  # the embedding, computed only when picked
+        if len(levels) in self.out_indices:
+            stages[-1] = self._embed(xyz, feats, levels[-1][1].max(dim=1).values, norm_scale)
+        return tuple(stages[i] for i in self.out_indices)
+
+    def _mmdet3d_outputs(self, xyz: torch.Tensor, feats: Optional[torch.Tensor],
+                         levels: List[tuple]) -> Dict[str, List[Optional[torch.Tensor]]]:
+        """``PointNet2SASSG``'s dict: ``sa_*`` with the input as entry 0, then ``fp_*`` (class docstring)."""
+        B, N = xyz.shape[:2]
+        sa_xyz = [xyz]  # [B, N, 3], then [B, M_i, 3]
+        sa_features = [None if feats is None else feats.transpose(1, 2)]  # [B, C', N] | None, then [B, C_i, M_i]
+        sa_indices = [torch.arange(N, device=xyz.device).expand(B, N)]  # [B, N], then [B, M_i] into the input
+        for centres, level_feats, idx in levels:
+            sa_xyz.append(centres)
+            sa_features.append(level_feats.transpose(1, 2))
+            sa_indices.append(torch.full((B, 1), -1, dtype=torch.long, device=xyz.device) if idx is None
+                              else torch.gather(sa_indices[-1], 1, idx))
+        num_sa = len(levels)
+        fp_xyz, fp_features, fp_indices = [sa_xyz[-1]], [sa_features[-1]], [sa_indices[-1]]
+        for j, fp in enumerate(self.fp_modules):
+            fp_features.append(fp(sa_xyz[num_sa - j - 1], sa_xyz[num_sa - j], sa_features[num_sa - j - 1],
+                                  fp_features[-1]))  # [B, C_fp_j, M]
+            fp_xyz.append(sa_xyz[num_sa - j - 1])
+            fp_indices.append(sa_indices[num_sa - j - 1])
+        return dict(sa_xyz=sa_xyz, sa_features=sa_features, sa_indices=sa_indices, fp_xyz=fp_xyz,
+                    fp_features=fp_features, fp_indices=fp_indices)

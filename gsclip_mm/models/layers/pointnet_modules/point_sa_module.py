@@ -46,25 +46,33 @@ class PointSAModule(nn.Module):
         self.mlps = nn.ModuleList(SharedMLP(in_channels + 3, list(ch)) for ch in mlp_channels)
         self.out_channels = sum(m.out_channels for m in self.mlps)
 
-    def forward(self, xyz: torch.Tensor, features: Optional[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, xyz: torch.Tensor, features: Optional[torch.Tensor],
+                return_indices: bool = False) -> Tuple[Optional[torch.Tensor], ...]:
         """Abstract one level.
 
         Args:
             xyz (Tensor): ``[B, N, 3]`` positions.
             features (Tensor | None): ``[B, N, C]`` features.
+            return_indices (bool): also return the centres' indices into N
+                (mmdetection3d's SA modules return them as a third element).
 
         Returns:
             tuple: centres ``[B, M, 3]`` (zeros ``[B, 1, 3]`` when grouping
-            all) and their features ``[B, M, C_out]``.
+            all) and their features ``[B, M, C_out]``; with
+            ``return_indices``, then the centres' int64 indices ``[B, M]``
+            into N, or None for a group-all level (its centre is the origin,
+            no input point).
         """
         if self.num_point is None:
             center = xyz.new_zeros(xyz.shape[0], 1, 3)  # [B, 1, 3]
             grouped = xyz if features is None else torch.cat([xyz, features], dim=-1)  # [B, N, 3 + C]
-            return center, self.mlps[0](grouped.unsqueeze(1)).max(dim=2).values  # [B, 1, C_out]
+            pooled = self.mlps[0](grouped.unsqueeze(1)).max(dim=2).values  # [B, 1, C_out]
+            return (center, pooled, None) if return_indices else (center, pooled)
         fps_idx = furthest_point_sample(xyz.detach(), self.num_point)  # [B, M]
         center = gather_points(xyz, fps_idx)  # [B, M, 3]
         outs: List[torch.Tensor] = []
         for radius, k, mlp in zip(self.radii, self.num_samples, self.mlps):
             idx = ball_query(0., radius, k, xyz.detach(), center.detach())  # [B, M, K]
             outs.append(mlp(group_points(xyz, features, center, idx)).max(dim=2).values)  # [B, M, C_s]
-        return center, torch.cat(outs, dim=-1)  # [B, M, C_out]
+        feats = torch.cat(outs, dim=-1)  # [B, M, C_out]
+        return (center, feats, fps_idx) if return_indices else (center, feats)
