@@ -24,6 +24,7 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 
 from gsclip_mm.datasets.categories import resolve_classes
+from gsclip_mm.evaluation.metrics.zero_shot import select_subset
 from gsclip_mm.structures import top1_labels
 from gsclip_mm.utils import readable_class_name
 
@@ -57,22 +58,8 @@ def subset_predictions(results: Sequence[dict], classes: Optional[Sequence[str]]
     """
     if not results:
         raise ValueError('no predictions')
-    vocab = results[0]['score_classes']
-    if any(r['score_classes'] != vocab for r in results):
-        raise ValueError('predictions were scored over different vocabularies')
-    vocab_norm = [readable_class_name(c) for c in vocab]
-    subset = list(resolve_classes(classes)) if classes is not None else list(vocab)
-    missing = [c for c in subset if readable_class_name(c) not in vocab_norm]
-    if missing:
-        raise ValueError(f'classes {missing} are not in the predictions\' vocabulary {list(vocab)}')
-    cols = [vocab_norm.index(readable_class_name(c)) for c in subset]  # subset -> score columns
-    subset_norm = [readable_class_name(c) for c in subset]
-    keep = [r for r in results if readable_class_name(r['class_name']) in subset_norm]
-    if not keep:
-        raise ValueError(f'no prediction has a ground-truth class in {subset}')
-    scores = torch.stack([r['pred_score'] for r in keep])[:, cols].double()  # [N, C_subset]
-    scores[torch.tensor([r.get('unfittable') is not None for r in keep])] = float('nan')  # recorded misses
-    gt = torch.tensor([subset_norm.index(readable_class_name(r['class_name'])) for r in keep])  # [N]
+    scores, gt, unfit, subset, _ = select_subset(results, resolve_classes(classes) if classes is not None else None)
+    scores[unfit] = float('nan')  # recorded misses, as the metric counts them
     return top1_labels(scores), gt, subset
 
 

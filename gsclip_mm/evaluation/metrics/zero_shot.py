@@ -8,7 +8,7 @@ the same way, so ``pred_label == gt`` exactly when it counts a top-1 hit.
 """
 import logging
 from collections import Counter
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -44,6 +44,38 @@ def true_class_ranks(scores: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
 
 def _title(name: str) -> str:
     return ' '.join(w.capitalize() for w in readable_class_name(name).split())
+
+
+def select_subset(results: Sequence[dict], classes: Optional[Sequence[str]]
+                  ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, List[str], List[dict]]:
+    """The objects and score columns of a class subset, matched by readable class name.
+
+    Args:
+        results: ``ZeroShotAccuracy.results``: per object ``pred_score`` ``[C]``, ``class_name``,
+            ``score_classes`` (the C names) and ``unfittable``.
+        classes: the subset's names (resolved), or None for the whole vocabulary.
+
+    Returns:
+        ``scores`` ``[N, C']`` float64 (the subset's columns, raw), ``gt`` ``[N]`` long (index into the
+        subset), ``unfit`` ``[N]`` bool, the subset's names, and the N kept results (objects of the subset).
+    """
+    vocab = results[0]['score_classes']
+    if any(r['score_classes'] != vocab for r in results):
+        raise ValueError('predictions were scored over different vocabularies')
+    vocab_norm = [readable_class_name(c) for c in vocab]
+    subset = list(classes) if classes is not None else list(vocab)
+    missing = [c for c in subset if readable_class_name(c) not in vocab_norm]
+    if missing:
+        raise ValueError(f'classes {missing} are not in the evaluation vocabulary {list(vocab)}')
+    cols = [vocab_norm.index(readable_class_name(c)) for c in subset]  # subset -> score columns
+    subset_norm = [readable_class_name(c) for c in subset]
+    keep = [r for r in results if readable_class_name(r['class_name']) in subset_norm]
+    if not keep:
+        raise ValueError(f'no prediction has a ground-truth class in {subset}')
+    scores = torch.stack([r['pred_score'] for r in keep])[:, cols].double()  # [N, C']
+    unfit = torch.tensor([r.get('unfittable') is not None for r in keep])  # [N]
+    gt = torch.tensor([subset_norm.index(readable_class_name(r['class_name'])) for r in keep])  # [N]
+    return scores, gt, unfit, subset, keep
 
 
 @METRICS.register_module()
@@ -175,25 +207,11 @@ class ZeroShotAccuracy(BaseMetric):
         """Pure function of ``results`` (plus the table in the log)."""
         if not results:
             raise ValueError('ZeroShotAccuracy got no predictions')
+        scores, gt, unfit, subset, keep = select_subset(results, self.classes)
         vocab = results[0]['score_classes']
-        if any(r['score_classes'] != vocab for r in results):
-            raise ValueError('predictions were scored over different vocabularies')
-        vocab_norm = [readable_class_name(c) for c in vocab]
-        subset = list(self.classes) if self.classes is not None else list(vocab)
-        missing = [c for c in subset if readable_class_name(c) not in vocab_norm]
-        if missing:
-            raise ValueError(f'classes {missing} are not in the evaluation vocabulary {list(vocab)}')
-        cols = [vocab_norm.index(readable_class_name(c)) for c in subset]  # subset -> score columns
-        subset_norm = [readable_class_name(c) for c in subset]
-        keep = [r for r in results if readable_class_name(r['class_name']) in subset_norm]
         skipped = len(results) - len(keep)
-        if not keep:
-            raise ValueError(f'no prediction has a ground-truth class in {subset}')
-        scores = torch.stack([r['pred_score'] for r in keep])[:, cols].double()  # [N, C_subset]
-        unfit = torch.tensor([r.get('unfittable') is not None for r in keep])  # [N]
         num_nonfinite = int((~torch.isfinite(scores).all(dim=1) & ~unfit).sum())  # the model's, not the data's
         scores[unfit] = float('nan')  # a recorded miss, whatever its row holds
-        gt = torch.tensor([subset_norm.index(readable_class_name(r['class_name'])) for r in keep])
         acc = self.calculate(scores, gt, topk=self.topk)
 
         metrics = dict(overall_acc=100 * acc['overall'], class_mean_acc=100 * acc['mean'])
