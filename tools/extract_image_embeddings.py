@@ -26,7 +26,6 @@ if __name__ == '__main__':  # first, before anything imports torch: see gsclip_m
 import argparse  # noqa: E402
 import copy  # noqa: E402
 import json  # noqa: E402
-import logging  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
@@ -37,7 +36,7 @@ from tqdm import tqdm  # noqa: E402
 
 import gsclip_mm  # noqa: F401,E402  (fills the registries)
 from gsclip_mm.registry import DATASETS, TRANSFORMS  # noqa: E402
-from gsclip_mm.utils.config_utils import SPLITS, load_config, split_dataset  # noqa: E402
+from gsclip_mm.utils.config_utils import SPLITS, failure_exit_code, load_config, split_dataset  # noqa: E402
 
 STEP = 'LoadCLIPImageEmbedding'
 
@@ -150,12 +149,7 @@ def main(argv=None):
 
 def exit_code(summary, allow_failures: float) -> int:
     """0 when at most ``allow_failures`` (a fraction) of the objects failed, else 1."""
-    failed = len(summary['failures'])
-    if failed == 0 or failed <= allow_failures * max(summary['objects'], 1):
-        return 0
-    print_log(f'{failed} of {summary["objects"]} objects failed; pass --allow-failures FRACTION to accept this',
-              logger='current', level=logging.ERROR)
-    return 1
+    return failure_exit_code(len(summary['failures']), summary['objects'], allow_failures)
 
 
 def cli(argv=None) -> int:

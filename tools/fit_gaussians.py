@@ -47,7 +47,7 @@ import gsclip_mm  # noqa: F401,E402  (fills the registries)
 from gsclip_mm.gaussians import fit_batch, prepare_fit_input  # noqa: E402
 from gsclip_mm.registry import DATASETS, TRANSFORMS  # noqa: E402
 from gsclip_mm.utils import atomic_write, init_gloo_from_torchrun  # noqa: E402
-from gsclip_mm.utils.config_utils import SPLITS, fitting_configs, load_config  # noqa: E402
+from gsclip_mm.utils.config_utils import SPLITS, failure_exit_code, fitting_configs, load_config  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -243,18 +243,11 @@ def summarise(all_stats, seconds, caches):
 
 
 def exit_code(summary, allow_failures: float) -> int:
-    """0 when at most ``allow_failures`` (a fraction) of the objects failed, else 1."""
-    if summary is None or summary['failed'] == 0:
+    """0 when at most ``allow_failures`` (a fraction) of the objects failed, else 1 (rank 0 decides)."""
+    if summary is None:
         return 0
-    share = summary['failed'] / max(summary['objects'], 1)
-    if share <= allow_failures:
-        print_log(f'{summary["failed"]} of {summary["objects"]} objects failed ({100 * share:.1f}%), within '
-                  f'--allow-failures {allow_failures}', logger='current', level=logging.WARNING)
-        return 0
-    print_log(f'{summary["failed"]} of {summary["objects"]} objects failed ({100 * share:.1f}%); datasets will '
-              f'skip them (recorded in fit_failures.json). Pass --allow-failures FRACTION to accept this.',
-              logger='current', level=logging.ERROR)
-    return 1
+    return failure_exit_code(summary['failed'], summary['objects'], allow_failures,
+                             'datasets will skip them (recorded in fit_failures.json)')
 
 
 def main(argv=None):

@@ -7,9 +7,11 @@ whether a config fits at all. All three read the dataset config the same way
 (through dataset wrappers, split at the fitting step), so it lives here.
 """
 import copy
+import logging
 from typing import List, Optional, Sequence, Tuple
 
 from mmengine.config import Config
+from mmengine.logging import print_log
 from mmengine.registry import init_default_scope
 
 #: Split name -> the config's dataloader key.
@@ -75,3 +77,19 @@ def fitting_configs(cfg: Config, split: str) -> Optional[Tuple[dict, List[dict],
         return None
     pre, fit_cfg = split_pipeline(ds_cfg.pop('pipeline', []), f'{SPLITS[split]}.dataset')
     return ds_cfg, pre, fit_cfg
+
+
+def failure_exit_code(failed: int, total: int, allow_failures: float, consequence: str = '') -> int:
+    """The exit status of a tool that processed ``total`` objects of which ``failed`` failed: 0 when at most
+    ``allow_failures`` (a fraction) of them failed (a warning says so), else 1 (an error says what the failures
+    mean, ``consequence``, and how to accept them)."""
+    if failed == 0:
+        return 0
+    share = failed / max(total, 1)
+    if share <= allow_failures:
+        print_log(f'{failed} of {total} objects failed ({100 * share:.1f}%), within --allow-failures {allow_failures}',
+                  logger='current', level=logging.WARNING)
+        return 0
+    print_log(f'{failed} of {total} objects failed ({100 * share:.1f}%); ' + (f'{consequence}. ' if consequence else '')
+              + 'Pass --allow-failures FRACTION to accept this.', logger='current', level=logging.ERROR)
+    return 1
