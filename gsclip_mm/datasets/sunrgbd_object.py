@@ -70,9 +70,9 @@ class SUNRGBDObjectDataset(BaseDataset):
     ``depth2img`` ([3, 3] float64), ``img_shape`` ((h, w)), ``bbox`` ([4]
     float32, x1 y1 x2 y2), ``bbox_3d`` ([7] float32, centre, sizes, yaw),
     ``gt_label``, ``class_name``, ``img_sha256`` (of the image file's bytes)
-    and ``points_sha256`` (of the object's points, as ``LoadObjectPoints``
-    gives them): the content hashes that key the Gaussian and CLIP caches,
-    computed once here.
+    ``points_sha256`` (of the object's points, as ``LoadObjectPoints``
+    gives them) and ``scene_points_sha256`` (of all the scene's points): the
+    content hashes that key the Gaussian and CLIP caches, computed once here.
 
     Classes. ``ann_classes`` is the label space of the infos'
     ``bbox_label_3d``: the argument if given, else the infos' own
@@ -297,6 +297,7 @@ class SUNRGBDObjectDataset(BaseDataset):
         inside = points_in_rboxes(points, boxes)  # [B, N]
         num_in = inside.sum(1)  # [B]
         img_sha256 = file_sha256(cam['img_path'], self.backend_args)
+        scene_sha256 = points_sha256(points[:, :6])  # keys the scene fit (FitGaussians mode='scene')
 
         sample_idx = info.get('sample_idx')
         if sample_idx is None:
@@ -316,7 +317,8 @@ class SUNRGBDObjectDataset(BaseDataset):
                     instance_idx=j, lidar_path=lidar_path, num_pts_feats=num_feats,
                     img_path=cam['img_path'], depth2img=cam['depth2img'].copy(), img_shape=cam['img_shape'],
                     bbox=bbox, bbox_3d=bbox_3d, gt_label=int(label), class_name=classes[label],
-                    img_sha256=img_sha256, points_sha256=points_sha256(points[mask, :6])))
+                    img_sha256=img_sha256, points_sha256=points_sha256(points[mask, :6]),
+                    scene_points_sha256=scene_sha256))
         return kept
 
     def _fit_step(self):

@@ -26,7 +26,7 @@ from mmengine.logging import print_log
 from gsclip_mm.utils import atomic_write
 from .ply import PLYError, gaussians_to_ply, parse_ply, ply_to_gaussians
 
-CACHE_VERSION = 2  # bump when the fitting code or the key changes what it produces
+CACHE_VERSION = 3  # bump when the fitting code or the key changes what it produces (3: pruning, scene mode)
 FAILURES_FILE = 'fit_failures.json'
 
 
@@ -54,6 +54,17 @@ def cache_key(img_sha256: str, points_sha256: str, depth2img: np.ndarray, bbox: 
     h.update(np.asarray(bbox, dtype=np.float64).reshape(-1).tobytes())
     h.update(json.dumps(settings, sort_keys=True, default=str).encode())
     return h.hexdigest()
+
+
+def scene_cache_key(img_sha256: str, scene_points_sha256: str, depth2img: np.ndarray, settings: dict) -> str:
+    """Key of a whole-scene fit: the image file and scene points hashes, the camera and every setting."""
+    return cache_key(img_sha256, scene_points_sha256, depth2img, np.zeros(0), settings)
+
+
+def cut_cache_key(scene_key: str, bbox_3d: Sequence[float]) -> str:
+    """Key of one object's Gaussians cut from the scene fit ``scene_key`` by its 3D box ``[7]``."""
+    box = np.asarray(bbox_3d, dtype=np.float64).reshape(-1)
+    return hashlib.sha256(f'{scene_key}|cut|'.encode() + box.tobytes()).hexdigest()
 
 
 class GaussianCache:

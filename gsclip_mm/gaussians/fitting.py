@@ -1,12 +1,26 @@
-"""Fit 3D Gaussians to an object's points and its image crop (GS-CLIP section 5.1).
+"""Fit 3D Gaussians to points and an image (GS-CLIP section 5.1).
 
 Positions stay fixed at the points. Colour (SH degree 0), opacity, anisotropic
-scale and rotation are optimised with Adam by rendering into the 2D box of the
-scene image (resized to ``resolution x resolution``) and minimising the 3DGS
-loss ``(1 - l) L1 + l D-SSIM``, with opacity resets every
-``opacity_reset_interval`` steps. Several objects are fitted in one
-optimisation (padded to the largest); Adam is element-wise and the loss is a
-sum over objects, so a batch fit equals separate fits *in exact arithmetic*.
+scale and rotation are optimised with Adam by rendering into the image and
+minimising the 3DGS loss ``(1 - l) L1 + l D-SSIM``, with opacity resets every
+``opacity_reset_interval`` steps; at the end, Gaussians whose opacity is under
+``prune_opacity`` are removed (3DGS's pruning; positions are fixed, so it is
+the only way to "delete over-fitted Gaussians").
+
+Two modes (``FitSettings.mode``):
+
+* ``'scene'`` (the paper): every point of a scene against the whole image
+  (:func:`prepare_scene_fit_input`, resolution ``scene_scale``), then each
+  object's Gaussians cut with its rotated 3D box (:func:`cut_object`). One fit
+  serves every object of the scene.
+* ``'object'`` (ours): each object alone against its 2D box resized to
+  ``resolution`` square (:func:`prepare_fit_input`), with pixels that no object
+  point covers (see :func:`point_mask`) set to ``background``, since the
+  object's Gaussians cannot (and should not) explain the wall behind it.
+
+Several fits run in one optimisation (padded to the largest; one target size
+per batch); Adam is element-wise and the loss is a sum over fits, so a batch
+fit equals separate fits *in exact arithmetic*.
 
 In float32 it does not, bit for bit, and cannot cheaply: an object's values
 sit at other offsets of the batched tensors (padding, its place in the
@@ -22,10 +36,7 @@ batch composition and thread count, so ``tools/fit_gaussians.py`` forms its
 batches from fixed chunks of the dataset (a resumed run writes exactly what
 an uninterrupted one would).
 
-The target: the crop, with pixels that no object point covers (see
-:func:`point_mask`) set to ``background``, since the object's
-Gaussians cannot (and should not) explain the wall behind it. PSNR / SSIM are
-measured against that target.
+PSNR / SSIM are measured against the target, after pruning.
 """
 import dataclasses
 import time
@@ -67,6 +78,14 @@ class FitSettings:
     near_plane: float = 0.01
     tile_size: int = 4
     seed: int = 0
+    # What is fitted (section 5.1): 'scene' fits all of a scene's points against the whole image, then each
+    # object's Gaussians are cut with its 3D box (the paper); 'object' fits each object alone against its box
+    # crop resized to resolution x resolution, masked to its points (ours).
+    mode: str = 'object'
+    scene_scale: float = 1.0  # scene mode: the image (and camera) resized by this factor; paper: 1 (full)
+    max_points: Optional[int] = None  # scene mode: at most this many points (seeded subsample); None: all
+    voxel_size: float = 0.0  # scene mode: keep one point per voxel of this side (metres) first; 0: off
+    prune_opacity: float = 0.005  # 3DGS's threshold: Gaussians under it at the end are removed; 0: keep all
 
     @classmethod
     def build(cls, settings=None, **kwargs) -> 'FitSettings':
@@ -80,7 +99,9 @@ class FitSettings:
         if 'background' in merged:
             merged['background'] = tuple(float(v) for v in merged['background'])
         out = cls(**merged)
-        if out.num_steps < 0 or out.resolution < 4 or out.max_gaussians < 2:
+        if out.num_steps < 0 or out.resolution < 4 or out.max_gaussians < 2 or out.mode not in ('object', 'scene') \
+                or not 0 < out.scene_scale <= 4 or out.voxel_size < 0 or not 0 <= out.prune_opacity < 1 \
+                or (out.max_points is not None and out.max_points < 2):
             raise ValueError(f'bad fitting settings: {out}')
         return out
 
@@ -90,26 +111,28 @@ class FitSettings:
 
 @dataclass
 class FitInput:
-    """One object, ready to fit. R = settings.resolution."""
-    xyz: np.ndarray  # [N, 3] float32, the Gaussian centres (subsampled to max_gaussians)
+    """One object or scene, ready to fit; the target is H x W (object mode: R x R, R = settings.resolution)."""
+    xyz: np.ndarray  # [N, 3] float32, the Gaussian centres (subsampled to max_gaussians / max_points)
     rgb: np.ndarray  # [N, 3] float32 in [0, 1]
-    target: np.ndarray  # [R, R, 3] float32 in [0, 1], masked crop
-    crop: np.ndarray  # [R, R, 3] float32 in [0, 1], unmasked crop
-    mask: np.ndarray  # [R, R] bool, pixels the object's points cover
-    K: np.ndarray  # [3, 3] float64 intrinsics of the crop
+    target: np.ndarray  # [H, W, 3] float32 in [0, 1], masked crop (object) or the image (scene)
+    crop: np.ndarray  # [H, W, 3] float32 in [0, 1], unmasked crop or the image
+    mask: np.ndarray  # [H, W] bool, pixels the object's points cover (scene: all)
+    K: np.ndarray  # [3, 3] float64 intrinsics of the target
     viewmat: np.ndarray  # [4, 4] float64 world to camera
     name: str = ''
+    counts: dict = field(default_factory=dict)  # points dropped before fitting, by reason (scene mode)
 
 
 @dataclass
 class FitResult:
-    gaussians: np.ndarray  # [N, 14] float32
+    gaussians: np.ndarray  # [N', 14] float32, N' = N - pruned (N' = 0: nothing left; callers treat it as a failure)
     psnr: float
     ssim: float
     render: Optional[np.ndarray] = None  # [R, R, 3] float32
     target: Optional[np.ndarray] = None  # [R, R, 3] float32
     seconds: float = 0.0
-    extra: dict = field(default_factory=dict)
+    pruned: int = 0  # Gaussians removed by prune_opacity
+    counts: dict = field(default_factory=dict)  # the input's counts (points dropped before fitting)
 
 
 def knn_scales(xyz: torch.Tensor, k: int = 3) -> torch.Tensor:
@@ -247,6 +270,94 @@ def point_mask(xyz: np.ndarray, K: np.ndarray, rot: np.ndarray, res: int, dilate
     return m[0, 0].numpy() > 0
 
 
+def subsample_points(pts: np.ndarray, settings: FitSettings) -> np.ndarray:
+    """Scene mode's density settings: one point per voxel (the first in file order), then a seeded subsample.
+
+    Args:
+        pts: ``[N, F]`` finite points. Returns ``[N', F]`` in file order.
+    """
+    if settings.voxel_size > 0:
+        vox = np.floor(pts[:, :3] / settings.voxel_size).astype(np.int64)  # [N, 3]
+        _, first = np.unique(vox, axis=0, return_index=True)
+        pts = pts[np.sort(first)]
+    if settings.max_points is not None and pts.shape[0] > settings.max_points:
+        keep = np.random.default_rng(settings.seed).choice(pts.shape[0], settings.max_points, replace=False)
+        pts = pts[np.sort(keep)]
+    return pts
+
+
+def prepare_scene_fit_input(points: np.ndarray, img: np.ndarray, depth2img: np.ndarray, settings: FitSettings,
+                            name: str = '') -> FitInput:
+    """Check one scene and make its target: the whole image resized by ``scene_scale``.
+
+    Points with NaN/inf values, behind the camera, or projecting outside the
+    image are dropped and counted (``FitInput.counts``); a scene left with
+    fewer than 2 points, or whose points mostly (over 1 %) fall outside the
+    image (an image smaller than the depth map it was taken with), raises
+    :class:`FitInputError` naming it.
+
+    Args:
+        points: ``[N, >=6]`` xyz (depth frame) rgb in [0, 1]. img: ``[H, W, 3]`` uint8 RGB.
+        depth2img: ``[3, 3]``.
+    """
+    pts = np.asarray(points, dtype=np.float32)
+    if pts.ndim != 2 or pts.shape[1] < 6:
+        raise FitInputError(f'{name}: points must be [N, 6] (xyz rgb), got shape {pts.shape}')
+    if not isinstance(img, np.ndarray) or img.ndim != 3 or img.shape[2] != 3 or img.size == 0:
+        raise FitInputError(f'{name}: image must be an [H, W, 3] array, got '
+                            f'{getattr(img, "shape", type(img).__name__)}')
+    counts = {}
+    finite = np.isfinite(pts[:, :6]).all(1)
+    counts['nonfinite'] = int((~finite).sum())
+    pts = pts[finite, :6]
+    K_full, rot = decompose_depth2img(depth2img, name=f'{name}: depth2img')
+    H, W = img.shape[:2]
+    cam = pts[:, :3].astype(np.float64) @ rot.T  # [N, 3]
+    front = cam[:, 2] > settings.near_plane
+    counts['behind_camera'] = int((~front).sum())
+    if not front.any():
+        raise FitInputError(f'{name}: all {pts.shape[0]} finite points lie behind the camera')
+    uvw = cam @ K_full.T
+    uv = uvw[:, :2] / np.where(front, uvw[:, 2], 1.0)[:, None] - SUNRGBD_PIXEL_OFFSET  # gsplat's pixels
+    inside = front & (uv[:, 0] >= -1) & (uv[:, 0] <= W + 1) & (uv[:, 1] >= -1) & (uv[:, 1] <= H + 1)
+    outside = int((front & ~inside).sum())
+    if outside > 0.01 * front.sum():
+        raise FitInputError(f'{name}: {outside} of {int(front.sum())} points project outside the {W}x{H} image '
+                            f'(u up to {uv[front, 0].max():.0f}, v up to {uv[front, 1].max():.0f}): the image is '
+                            f'smaller than the depth map or the camera does not belong to it')
+    counts['outside_image'] = outside
+    pts = pts[inside]
+    n_before = pts.shape[0]
+    pts = subsample_points(pts, settings)
+    counts['subsampled'] = n_before - pts.shape[0]
+    if pts.shape[0] < 2:
+        raise FitInputError(f'{name}: needs at least 2 points to fit Gaussians, got {pts.shape[0]}')
+    w, h = max(int(round(W * settings.scene_scale)), 4), max(int(round(H * settings.scene_scale)), 4)
+    K = crop_intrinsics(K_full, (0, 0, W, H), w, h)
+    image = torch.from_numpy(np.ascontiguousarray(img)).float() / 255.0  # [H, W, 3]
+    if (h, w) != (H, W):
+        image = F.interpolate(image.permute(2, 0, 1)[None], size=(h, w), mode='bilinear', align_corners=False,
+                              antialias=True)[0].permute(1, 2, 0).clamp(0, 1)
+    target = image.numpy().astype(np.float32)
+    return FitInput(xyz=pts[:, :3].copy(), rgb=pts[:, 3:6].copy(), target=target, crop=target,
+                    mask=np.ones((h, w), dtype=bool), K=K, viewmat=viewmat_from_rotation(rot), name=name,
+                    counts=counts)
+
+
+def cut_object(gaussians: np.ndarray, bbox_3d: Sequence[float], name: str = '') -> np.ndarray:
+    """An object's Gaussians ``[M, 14]`` from a scene fit ``[N, 14]``: centres inside its rotated 3D box ``[7]``.
+
+    The same test as ``LoadObjectPoints`` (so, before pruning, the object's
+    Gaussians are exactly its points). Raises :class:`FitInputError` when none is left.
+    """
+    from gsclip_mm.datasets.utils import points_in_rboxes  # the one point-in-box test
+    inside = points_in_rboxes(gaussians[:, GS_XYZ], np.asarray(bbox_3d, dtype=np.float32))
+    if not inside.any():
+        raise FitInputError(f'{name}: no Gaussian of the scene fit is inside bbox_3d '
+                            f'{np.asarray(bbox_3d).tolist()} (after pruning)')
+    return np.ascontiguousarray(gaussians[inside])
+
+
 def _logit(x: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
     x = x.clamp(eps, 1 - eps)
     return torch.log(x) - torch.log1p(-x)
@@ -300,13 +411,13 @@ def init_params(batch: dict, settings: FitSettings) -> Dict[str, torch.Tensor]:
 
 def render_params(params: Dict[str, torch.Tensor], batch: dict, settings: FitSettings,
                   backend: str = 'auto') -> torch.Tensor:
-    """Render the current Gaussians of every object: [B, R, R, 3]."""
-    s, res = settings, settings.resolution
-    B = batch['means'].shape[0]
+    """Render the current Gaussians of every fit: [B, H, W, 3] (the targets' size)."""
+    s = settings
+    B, H, W = batch['target'].shape[:3]
     background = torch.tensor(s.background, device=batch['means'].device).float().expand(B, 3)
     return rasterize(batch['means'], params['quat'], params['log_scale'].exp(),
                      torch.sigmoid(params['opacity']) * batch['valid'], torch.sigmoid(params['rgb']),
-                     batch['viewmats'], batch['Ks'], res, res, background=background, backend=backend,
+                     batch['viewmats'], batch['Ks'], W, H, background=background, backend=backend,
                      tile_size=s.tile_size, eps2d=s.eps2d, near_plane=s.near_plane)[0]
 
 
@@ -318,6 +429,9 @@ def fit_batch(inputs: List[FitInput], settings: FitSettings, device='cpu', backe
     """
     if not inputs:
         return []
+    shapes = {inp.target.shape for inp in inputs}
+    if len(shapes) != 1:
+        raise ValueError(f'one target size per batch, got {sorted(shapes)} (group fits by image size)')
     t0 = time.perf_counter()
     s = settings
     batch = pad_batch(inputs, s, device)
@@ -341,6 +455,9 @@ def fit_batch(inputs: List[FitInput], settings: FitSettings, device='cpu', backe
         loss.backward()
         optim.step()
     with torch.no_grad():
+        # Pruning: removing a Gaussian = zero opacity for it (it then adds nothing to any pixel).
+        keep = batch['valid'] & (torch.sigmoid(params['opacity']) >= s.prune_opacity)  # [B, N]
+        batch['valid'] = keep
         img = render_params(params, batch, s, backend).clamp(0, 1)
         img_psnr, img_ssim = psnr(img, batch['target']), ssim(img, batch['target'])
         gs = torch.cat([
@@ -351,15 +468,18 @@ def fit_batch(inputs: List[FitInput], settings: FitSettings, device='cpu', backe
             F.normalize(params['quat'], dim=-1),
         ], dim=-1).cpu().numpy()  # [B, N, 14]
     seconds = (time.perf_counter() - t0) / B
+    keep = keep.cpu().numpy()
     out = []
     for i, inp in enumerate(inputs):
         n = inp.xyz.shape[0]
         if not np.isfinite(gs[i, :n]).all():
             raise FloatingPointError(f'{inp.name}: the fit produced NaN/inf Gaussians')
-        out.append(FitResult(gaussians=np.ascontiguousarray(gs[i, :n], dtype=np.float32),
+        kept = keep[i, :n]
+        out.append(FitResult(gaussians=np.ascontiguousarray(gs[i, :n][kept], dtype=np.float32),
                              psnr=float(img_psnr[i]), ssim=float(img_ssim[i]),
                              render=img[i].cpu().numpy() if return_images else None,
-                             target=inp.target if return_images else None, seconds=seconds))
+                             target=inp.target if return_images else None, seconds=seconds,
+                             pruned=int(n - kept.sum()), counts=dict(inp.counts)))
     return out
 
 

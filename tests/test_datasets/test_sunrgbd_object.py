@@ -18,7 +18,7 @@ from gsclip_mm.structures import GS_DIM, GS_QUAT, GS_RGB, GS_SCALE, GS_XYZ
 SAMPLE = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'data', 'sunrgbd_sample')
 
 KEYS = {'sample_idx', 'instance_idx', 'lidar_path', 'num_pts_feats', 'img_path', 'depth2img', 'img_shape', 'bbox',
-        'bbox_3d', 'gt_label', 'class_name', 'img_sha256', 'points_sha256'}
+        'bbox_3d', 'gt_label', 'class_name', 'img_sha256', 'points_sha256', 'scene_points_sha256'}
 DEFAULT_ARGS = dict(type='SUNRGBDObjectDataset', ann_file='sunrgbd_infos_val.pkl')
 
 
@@ -97,6 +97,9 @@ def test_real_scene_objects_and_keys():
         pts = load(dict(info))['points']
         assert info['points_sha256'] == hashlib.sha256(str(pts.shape).encode() + pts.tobytes()).hexdigest()
     assert infos[0]['points_sha256'] != infos[1]['points_sha256']
+    scene = np.fromfile(infos[0]['lidar_path'], dtype=np.float32).reshape(-1, 6)  # every point of the scene
+    assert infos[0]['scene_points_sha256'] == infos[1]['scene_points_sha256'] == hashlib.sha256(
+        str(scene.shape).encode() + scene.tobytes()).hexdigest()
 
 
 def test_real_scene_points_project_inside_2d_boxes():

@@ -192,3 +192,20 @@ def test_cuda_matches_cpu():
 @pytest.mark.skipif(not (torch.cuda.is_available() and mmcv_ops_available()), reason='needs CUDA and mmcv ops')
 def test_cuda_uses_mmcv_when_present():
     assert use_mmcv(torch.zeros(1, 2, 3, device='cuda')) is not None
+
+
+def test_knn_k_d_tree_path_equals_brute_force():
+    """Large CPU clouds use scipy's k-d tree: the same neighbour distances as the brute-force blocks."""
+    import importlib
+    knn_mod = importlib.import_module("gsclip_mm.models.ops.knn")
+    from gsclip_mm.models.ops.distance import square_distance
+    xyz = torch.rand(2, 3000, 3, generator=torch.Generator().manual_seed(0))
+    centres = xyz[:, :500]
+    brute = knn_mod.knn(5, xyz, centres)  # 1.5 M pairs: below TREE_PAIRS
+    tree = knn_mod._knn_tree(5, xyz, centres)
+    d = square_distance(centres, xyz)
+    torch.testing.assert_close(d.gather(2, tree), d.gather(2, brute), rtol=0, atol=0)
+    assert (tree[..., 0] == torch.arange(500)).all()  # each centre's nearest is itself
+    big = torch.rand(1, 9000, 3, generator=torch.Generator().manual_seed(1))
+    assert 9000 * 9000 >= knn_mod.TREE_PAIRS  # the dispatcher takes the tree here
+    torch.testing.assert_close(knn_mod.knn(3, big, big), knn_mod._knn_tree(3, big, big), rtol=0, atol=0)

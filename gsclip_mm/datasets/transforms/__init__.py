@@ -1,4 +1,5 @@
 from .clip_image import CLIPImagePreprocess, LoadCLIPImageEmbedding
+from .depth_views import RenderGaussianDepthViews, RenderPointDepthViews
 from .formatting import PackGSCLIPInputs
 from .gaussian_fitting import FitGaussians, PointsToGaussians
 from .loading import LoadObjectImage, LoadObjectPoints
@@ -7,4 +8,5 @@ from .processing import NormalizeGaussians, RandomGaussianAugment, SampleGaussia
 __all__ = [
     'LoadObjectPoints', 'LoadObjectImage', 'SampleGaussians', 'NormalizeGaussians', 'RandomGaussianAugment',
     'PackGSCLIPInputs', 'FitGaussians', 'PointsToGaussians', 'CLIPImagePreprocess', 'LoadCLIPImageEmbedding',
+    'RenderPointDepthViews', 'RenderGaussianDepthViews',
 ]

@@ -5,10 +5,12 @@ from typing import Mapping, Optional
 import numpy as np
 from mmcv.transforms import BaseTransform
 
-from gsclip_mm.gaussians import (FitInputError, FitSettings, GaussianCache, cache_key, file_sha256, fit_batch,
-                                 init_gaussians, points_sha256, prepare_fit_input)
+from gsclip_mm.gaussians import (FitInputError, FitSettings, GaussianCache, cache_key, cut_cache_key, cut_object,
+                                 file_sha256, fit_batch, init_gaussians, points_sha256, prepare_fit_input,
+                                 prepare_scene_fit_input, scene_cache_key)
 from gsclip_mm.gaussians.fitting import check_points
 from gsclip_mm.registry import TRANSFORMS
+from ..utils import load_points
 
 
 @TRANSFORMS.register_module()
@@ -44,24 +46,34 @@ class PointsToGaussians(BaseTransform):
 
 @TRANSFORMS.register_module()
 class FitGaussians(BaseTransform):
-    """Fit Gaussians at the object's points to its image crop (see :mod:`gsclip_mm.gaussians.fitting`).
+    """The object's fitted Gaussians (see :mod:`gsclip_mm.gaussians.fitting`).
 
-    With ``cache_dir`` a fit is read from / written to the cache (a 3DGS PLY
-    per object, keyed by the inputs and every setting), so fitting a dataset
-    ahead with ``tools/fit_gaussians.py`` makes this transform a file read.
+    ``mode='scene'`` (the paper, section 5.1): the object's Gaussians are cut
+    with its rotated 3D box (``bbox_3d``) from a fit of its whole scene (every
+    point of ``lidar_path`` against the whole image); one scene fit serves
+    every object of the scene. ``mode='object'`` (ours): the object's points
+    alone are fitted against its 2D box crop, masked to its points.
+
+    With ``cache_dir`` a fit is read from / written to the cache (3DGS PLYs
+    keyed by the inputs and every setting: per object in object mode; per
+    scene and per cut object in scene mode), so fitting a dataset ahead with
+    ``tools/fit_gaussians.py`` makes this transform a file read.
     The key uses the content hashes that ``SUNRGBDObjectDataset`` computes
     once per object (``img_sha256`` of the image file, ``points_sha256`` of
     the box's points), so steps before this one must not change ``points``,
     ``bbox`` or ``depth2img`` (load them only); without those keys the hashes
     are computed here from ``img_path`` (else the decoded image) and ``points``.
 
-    Required keys: ``points`` (``[N, 6]``), ``img`` (uint8 ``[H, W, 3]`` RGB),
-    ``depth2img`` (``[3, 3]``), ``bbox`` (``[4]``); optional ``img_sha256``,
-    ``points_sha256``, ``img_path``.
+    Required keys: ``img`` (uint8 ``[H, W, 3]`` RGB), ``depth2img`` (``[3, 3]``);
+    object mode: ``points`` (``[N, 6]``), ``bbox`` (``[4]``); scene mode:
+    ``bbox_3d`` (``[7]``), ``lidar_path`` (``num_pts_feats``); optional
+    ``img_sha256``, ``points_sha256`` (object mode), ``scene_points_sha256``
+    (scene mode), ``img_path``.
 
-    Added keys: ``gaussians`` (np.float32 ``[N', 14]``, N' = min(N,
-    max_gaussians), positions = points), ``fit_psnr`` (float, dB, render vs
-    the masked crop).
+    Added keys: ``gaussians`` (np.float32 ``[N', 14]``, positions = points;
+    object mode N' <= max_gaussians; both modes less the pruned ones),
+    ``fit_psnr`` (float, dB, render vs the masked crop, or vs the scene image
+    in scene mode).
 
     Args:
         cache_dir (str, optional): cache folder; None fits every time.
@@ -88,8 +100,9 @@ class FitGaussians(BaseTransform):
         """A readable name of the object for errors and logs."""
         return f'{results.get("img_path", "?")}#{results.get("instance_idx", "?")}'
 
-    def key(self, results: Mapping) -> str:
-        """The cache key of an object: works on a dataset info (no data loaded) as on pipeline results."""
+    @staticmethod
+    def image_sha256(results: Mapping) -> str:
+        """The image's content hash: ``img_sha256``, else of the file at ``img_path``, else of the pixels."""
         img_sha = results.get('img_sha256')
         if img_sha is None:
             if results.get('img_path'):
@@ -97,8 +110,52 @@ class FitGaussians(BaseTransform):
             else:  # arrays only: the decoded pixels stand in for the file
                 img = np.ascontiguousarray(results['img'])
                 img_sha = 'pixels:' + hashlib.sha256(str(img.shape).encode() + img.tobytes()).hexdigest()
+        return img_sha
+
+    def key(self, results: Mapping) -> str:
+        """The cache key of an object: works on a dataset info (no data loaded) as on pipeline results."""
+        img_sha = self.image_sha256(results)
+        if self.settings.mode == 'scene':
+            return cut_cache_key(self.scene_key(results, img_sha), results['bbox_3d'])
         pts_sha = results.get('points_sha256') or points_sha256(np.asarray(results['points'])[:, :6])
         return cache_key(img_sha, pts_sha, results['depth2img'], results['bbox'], self.settings.to_dict())
+
+    def scene_key(self, results: Mapping, img_sha256: str) -> str:
+        """The cache key of the object's whole-scene fit (scene mode)."""
+        pts_sha = results.get('scene_points_sha256') or points_sha256(self.scene_points(results)[:, :6])
+        return scene_cache_key(img_sha256, pts_sha, results['depth2img'], self.settings.to_dict())
+
+    @staticmethod
+    def scene_points(results: Mapping) -> np.ndarray:
+        """All points of the object's scene ``[N, F]``."""
+        return load_points(results['lidar_path'], int(results.get('num_pts_feats', 6)))
+
+    def fit_scene(self, results: Mapping, name: str):
+        """(Gaussians [N, 14], PSNR) of the scene's fit: from the cache, or fitted (and cached) now."""
+        key = self.scene_key(results, self.image_sha256(results)) if self.cache is not None else None
+        hit = self.cache.load(key) if key is not None else None
+        if hit is not None:
+            return hit[0], float(hit[1].get('psnr', float('nan')))
+        if self.cache_only:
+            raise FileNotFoundError(f'{name}: no cached scene fit at {self.cache.path(key)}; run '
+                                    f'tools/fit_gaussians.py with the same settings first')
+        inp = prepare_scene_fit_input(self.scene_points(results), results['img'], results['depth2img'],
+                                      self.settings, results.get('lidar_path', name))
+        res = self._fit(inp)
+        if self.cache is not None:
+            self.cache.save(key, res.gaussians, dict(psnr=res.psnr, ssim=res.ssim, name=results.get('lidar_path'),
+                                                     pruned=res.pruned))
+        return res.gaussians, res.psnr
+
+    def _fit(self, inp):
+        try:
+            res = fit_batch([inp], self.settings, self.device, self.backend, return_images=False)[0]
+        except FloatingPointError as e:  # this fit diverged: skip the object like bad input
+            raise FitInputError(str(e)) from e
+        if len(res.gaussians) == 0:
+            raise FitInputError(f'{inp.name}: every Gaussian was pruned (opacity under '
+                                f'{self.settings.prune_opacity})')
+        return res
 
     def transform(self, results: dict) -> dict:
         name = self.object_name(results)
@@ -107,16 +164,18 @@ class FitGaussians(BaseTransform):
         if hit is not None:
             gaussians, meta = hit
             psnr = float(meta.get('psnr', float('nan')))
-        elif self.cache_only:
+        elif self.cache_only and self.settings.mode == 'object':
             raise FileNotFoundError(f'{name}: no cached Gaussians at {self.cache.path(key)}; run '
                                     f'tools/fit_gaussians.py with the same settings first')
+        elif self.settings.mode == 'scene':
+            scene, psnr = self.fit_scene(results, name)
+            gaussians = cut_object(scene, results['bbox_3d'], name)  # FitInputError when none is inside
+            if self.cache is not None:
+                self.cache.save(key, gaussians, dict(psnr=psnr, name=name))
         else:
             inp = prepare_fit_input(results['points'], results['img'], results['depth2img'], results['bbox'],
                                     self.settings, name)  # FitInputError (an ObjectError) on bad input
-            try:
-                res = fit_batch([inp], self.settings, self.device, self.backend, return_images=False)[0]
-            except FloatingPointError as e:  # this object's fit diverged: skip it like bad input
-                raise FitInputError(str(e)) from e
+            res = self._fit(inp)
             gaussians, psnr = res.gaussians, res.psnr
             if self.cache is not None:
                 self.cache.save(key, gaussians, dict(psnr=res.psnr, ssim=res.ssim, name=name))

@@ -60,8 +60,8 @@ class GSCLIPDataPreprocessor(BaseDataPreprocessor):
         num_fitted = None if samples is None else sum(not is_unfittable(ds) for ds in samples)
         if num_fitted == 0 and not inputs:
             return dict(inputs={}, data_samples=samples)
-        if not isinstance(inputs, dict) or 'gaussians' not in inputs and 'points' not in inputs:
-            raise KeyError(f'batch inputs need "gaussians" (or "points"); got '
+        if not isinstance(inputs, dict) or not {'gaussians', 'points', 'depth_views'} & set(inputs):
+            raise KeyError(f'batch inputs need "gaussians" (or "points", or "depth_views"); got '
                            f'{sorted(inputs) if isinstance(inputs, dict) else type(inputs).__name__}')
         if 'img' in inputs or 'imgs' in inputs:
             raise ValueError('batch inputs carry raw image crops ("img"): the model takes the crops\' CLIP '
