@@ -3,6 +3,9 @@
 The checkpoint must fit the model exactly (no missing or unexpected keys)
 unless ``--non-strict``: a checkpoint of another variant (e.g. a GAF checkpoint
 under the no-GAF config) would otherwise be scored with partly random weights.
+A config with ``training_free = True`` (PointCLIP-style zero-shot, or a
+model whose init_cfg loads a pre-trained part) is tested without a
+checkpoint: the model's ``init_weights`` runs instead.
 Objects the dataset could not fit count as misses and are reported by the
 metric; they are not an error (exit status 0).
 """
@@ -17,6 +20,7 @@ import os.path as osp  # noqa: E402
 
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.evaluator import DumpResults  # noqa: E402
+from mmengine.model import is_model_wrapper  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import gsclip_mm  # noqa: F401,E402  (fills the registries, allow-lists checkpoint types)
@@ -26,7 +30,11 @@ from gsclip_mm.utils import setup_cpu_distributed, teardown_distributed  # noqa:
 def parse_args():
     parser = argparse.ArgumentParser(description='Test (zero-shot evaluate) a GS-CLIP model')
     parser.add_argument('config', help='test config file path')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        'checkpoint',
+        nargs='?',
+        help='checkpoint file; omit (or "none") for a config with `training_free = True`, whose model takes its '
+        'weights from its own construction and init_cfg (PointCLIP, CLIP2Point zero-shot)')
     parser.add_argument('--work-dir', help='the directory to save the file containing evaluation metrics')
     parser.add_argument('--out', help='the file to dump predictions to (.pkl), e.g. results.pkl')
     parser.add_argument(
@@ -60,7 +68,13 @@ def merge_args(cfg, args):
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
-    cfg.load_from = args.checkpoint
+    if args.checkpoint in (None, 'none'):
+        if not cfg.get('training_free', False):
+            raise ValueError(f'{args.config} needs a checkpoint (only a config with `training_free = True` '
+                             f'is tested without one)')
+        cfg.load_from = None
+    else:
+        cfg.load_from = args.checkpoint
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     return cfg
@@ -99,6 +113,9 @@ def main():
     cfg = merge_args(cfg, args)
     cfg = setup_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
+    if cfg.load_from is None:  # training-free: the model's init_cfg (e.g. a pre-trained encoder) is its weights
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model.init_weights()
     if not args.non_strict:
         load_strictly(runner, args.config)
     if args.out is not None:

@@ -62,3 +62,52 @@ def test_pack_bad_input():
         pack(results(img_embed=np.zeros((2, 3), np.float32)))
     with pytest.raises(ValueError, match='img_embed must be a finite'):
         pack(results(img_embed=np.array([np.nan, 1.0], np.float32)))
+
+
+def depth_results(pair=True, **extra):
+    v = np.arange(2 * 3 * 4 * 4, dtype=np.float64).reshape(2, 3, 4, 4)  # [V=2, 3, S=4, S]; float64: packed float32
+    r = results(depth_views=v, **extra)
+    if pair:
+        r['depth_views_pair'] = v + 0.5
+    return r
+
+
+def test_pack_depth_views_without_gaussians():
+    r = depth_results(img_embed=np.array([0.6, 0.0, 0.8], np.float32))
+    del r['gaussians']
+    out = TRANSFORMS.build(dict(type='PackGSCLIPInputs'))(r)
+    assert set(out['inputs']) == {'depth_views', 'depth_views_pair', 'img_embed', 'norm_scale'}
+    dv, pair = out['inputs']['depth_views'], out['inputs']['depth_views_pair']
+    assert dv.dtype == torch.float32 and dv.shape == (2, 3, 4, 4)
+    assert dv[1, 2, 3, 3].item() == 95.0 and pair[1, 2, 3, 3].item() == 95.5  # the last element of each
+    dv[0, 0, 0, 0] = -1.0
+    assert r['depth_views'][0, 0, 0, 0] == 0.0  # a copy
+    assert out['data_samples'].gt_label.tolist() == [7]
+
+
+def test_pack_depth_views_with_gaussians_present():
+    r = depth_results(pair=False)
+    assert set(TRANSFORMS.build(dict(type='PackGSCLIPInputs'))(r)['inputs']) == \
+        {'depth_views', 'gaussians', 'norm_scale'}
+    # a depth-map model's batches need no fixed Gaussian count: leave them out
+    pack = TRANSFORMS.build(dict(type='PackGSCLIPInputs', pack_gaussians=False))
+    assert set(pack(r)['inputs']) == {'depth_views', 'norm_scale'}
+    assert 'pack_gaussians=False' in repr(pack)
+
+
+def test_pack_depth_views_bad_input():
+    pack = TRANSFORMS.build(dict(type='PackGSCLIPInputs'))
+    with pytest.raises(ValueError, match=r'depth_views must be a finite \[V, 3, S, S\] array, got shape \(3, 4, 4\)'):
+        pack(results(depth_views=np.zeros((3, 4, 4), np.float32)))
+    with pytest.raises(ValueError, match='depth_views_pair .* differ'):
+        pack(depth_results(pair=False, depth_views_pair=np.zeros((3, 3, 4, 4), np.float32)))
+    r = results(depth_views_pair=np.zeros((2, 3, 4, 4), np.float32))
+    with pytest.raises(KeyError, match='no "depth_views"'):
+        pack(r)
+    r = results()
+    del r['gaussians']
+    with pytest.raises(KeyError, match='needs "gaussians"'):
+        pack(r)
+    r = results()
+    with pytest.raises(KeyError, match='needs "depth_views"'):
+        TRANSFORMS.build(dict(type='PackGSCLIPInputs', pack_gaussians=False))(r)

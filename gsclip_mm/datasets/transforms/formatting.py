@@ -43,9 +43,14 @@ def make_crop_digest(results: dict) -> Optional[str]:
 class PackGSCLIPInputs(BaseTransform):
     """Gather the model inputs and a ``GSCLIPDataSample``.
 
-    Required keys: ``gaussians`` (float32 ``[N, 14]``).
+    Required keys: ``gaussians`` (float32 ``[N, 14]``), unless ``depth_views``
+    is present (a depth-map model: PointCLIP, CLIP2Point).
 
-    Optional keys: ``img_embed`` (float32 ``[D]``, the crop's CLIP image
+    Optional keys: ``depth_views`` and ``depth_views_pair`` (float32
+    ``[V, 3, S, S]``, CLIP-normalised multi-view depth maps from
+    ``RenderPointDepthViews`` / ``RenderGaussianDepthViews``; the pair, a
+    second render at another camera distance, only with ``depth_views``),
+    ``img_embed`` (float32 ``[D]``, the crop's CLIP image
     embedding from ``LoadCLIPImageEmbedding``; absent when the pipeline has no
     image loss) with ``img_embed_clip`` (its CLIP's identity), ``norm_scale``,
     ``img_path`` and ``bbox`` (make ``crop_key``), ``img_sha256`` (with ``bbox``,
@@ -57,7 +62,9 @@ class PackGSCLIPInputs(BaseTransform):
     float32, img_embed=Tensor[D] float32, norm_scale=Tensor[1] float32)``
     (``img_embed`` and ``norm_scale``, the object's radius before
     ``NormalizeGaussians`` that a backbone with ``with_size=True`` uses, only
-    when present) and ``data_samples``, a ``GSCLIPDataSample`` with metainfo
+    when present; ``depth_views`` / ``depth_views_pair`` Tensor[V, 3, S, S]
+    float32 when present, and then ``gaussians`` only if present and
+    ``pack_gaussians``) and ``data_samples``, a ``GSCLIPDataSample`` with metainfo
     ``crop_key`` (the crop's path and box, readable), ``crop_digest`` (its
     content: see :func:`make_crop_digest`), ``img_embed_clip`` (when
     ``img_embed`` is packed) and whichever ``meta_keys`` are present (by
@@ -66,19 +73,28 @@ class PackGSCLIPInputs(BaseTransform):
 
     Args:
         meta_keys (Sequence[str]): results keys copied into the metainfo when present.
+        pack_gaussians (bool): pack ``gaussians`` when present (required
+            without ``depth_views``); False for depth-map models, whose batches
+            then need no fixed Gaussian count.
     """
 
     def __init__(self,
                  meta_keys: Sequence[str] = ('class_name', 'sample_idx', 'instance_idx', 'img_path', 'norm_center',
-                                             'norm_scale', 'fit_psnr')) -> None:
+                                             'norm_scale', 'fit_psnr'),
+                 pack_gaussians: bool = True) -> None:
         self.meta_keys = tuple(meta_keys)
+        self.pack_gaussians = bool(pack_gaussians)
 
     def transform(self, results: dict) -> dict:
-        g = results['gaussians']
-        if not isinstance(g, np.ndarray) or g.ndim != 2 or g.shape[1] != GS_DIM or g.shape[0] == 0:
-            raise ValueError(f'gaussians must be a non-empty [N, {GS_DIM}] array, got '
-                             f'{getattr(g, "shape", type(g).__name__)}')
-        inputs = dict(gaussians=torch.from_numpy(np.ascontiguousarray(g, dtype=np.float32)))  # [N, 14]
+        inputs = _pack_depth_views(results)
+        if self.pack_gaussians and ('gaussians' in results or not inputs):
+            if 'gaussians' not in results:
+                raise KeyError('PackGSCLIPInputs needs "gaussians" (or "depth_views" for a depth-map model); '
+                               f'results have {sorted(results)}')
+            inputs['gaussians'] = _gaussians_tensor(results['gaussians'])  # [N, 14]
+        if not inputs:
+            raise KeyError('PackGSCLIPInputs(pack_gaussians=False) needs "depth_views" (put a depth-view renderer '
+                           'before it)')
         meta = {k: results[k] for k in self.meta_keys if k in results}
         if 'img_embed' in results:
             e = np.asarray(results['img_embed'])
@@ -104,4 +120,32 @@ class PackGSCLIPInputs(BaseTransform):
         return dict(inputs=inputs, data_samples=data_sample)
 
     def __repr__(self) -> str:
-        return f'{self.__class__.__name__}(meta_keys={self.meta_keys})'
+        return f'{self.__class__.__name__}(meta_keys={self.meta_keys}, pack_gaussians={self.pack_gaussians})'
+
+
+def _gaussians_tensor(g) -> torch.Tensor:
+    """A non-empty ``[N, 14]`` array -> float32 Tensor."""
+    if not isinstance(g, np.ndarray) or g.ndim != 2 or g.shape[1] != GS_DIM or g.shape[0] == 0:
+        raise ValueError(f'gaussians must be a non-empty [N, {GS_DIM}] array, got '
+                         f'{getattr(g, "shape", type(g).__name__)}')
+    return torch.from_numpy(np.ascontiguousarray(g, dtype=np.float32))
+
+
+def _pack_depth_views(results: dict) -> dict:
+    """``depth_views`` (and ``depth_views_pair``) ``[V, 3, S, S]`` -> float32 Tensors; {} when absent."""
+    if 'depth_views' not in results:
+        if 'depth_views_pair' in results:
+            raise KeyError('results have "depth_views_pair" but no "depth_views"')
+        return {}
+    packed = {}
+    for key in ('depth_views', 'depth_views_pair'):
+        if key not in results:
+            continue
+        v = np.asarray(results[key])
+        if v.ndim != 4 or v.shape[1] != 3 or v.shape[0] == 0 or not np.isfinite(v).all():
+            raise ValueError(f'{key} must be a finite [V, 3, S, S] array, got shape {v.shape}')
+        packed[key] = torch.from_numpy(np.array(v, dtype=np.float32))  # a copy: a cached render stays intact
+    if 'depth_views_pair' in packed and packed['depth_views_pair'].shape != packed['depth_views'].shape:
+        raise ValueError(f'depth_views_pair {tuple(packed["depth_views_pair"].shape)} and depth_views '
+                         f'{tuple(packed["depth_views"].shape)} differ')
+    return packed
