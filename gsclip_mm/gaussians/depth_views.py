@@ -44,6 +44,7 @@ import torch
 from torch import Tensor
 
 from gsclip_mm.structures import GS_DIM, GS_OPACITY, GS_QUAT, GS_SCALE, GS_XYZ
+from .rasterize import rasterize
 
 #: The six views' names, in :func:`view_cameras` order for ``num_views=6``.
 VIEW_NAMES_6 = ('front', 'right', 'back', 'left', 'top', 'bottom')
@@ -153,40 +154,6 @@ def render_point_depth(xyz: Tensor, viewmats: Tensor, size: int, extent: float, 
     return depth[:-1].reshape(V, size, size)
 
 
-def _rasterize_ortho(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, colors: Tensor,
-                     viewmats: Tensor, Ks: Tensor, width: int, height: int, backend: str,
-                     eps2d: float = 0.3, near_plane: float = 0.01) -> Tuple[Tensor, Tensor]:
-    """:func:`~.rasterize.rasterize` with an orthographic projection (same arguments, no background).
-
-    ``rasterize`` projects with a pinhole; the compositing steps it dispatches to take projected
-    Gaussians, so the ortho projection (gsplat's pure-PyTorch ``camera_model='ortho'``) goes in front.
-    """
-    if backend == 'auto':
-        backend = 'gsplat' if means.is_cuda else 'fused'
-    if backend == 'gsplat':
-        from gsplat import rasterization
-        img, acc, _ = rasterization(means, quats, scales, opacities, colors, viewmats[:, None], Ks[:, None], width,
-                                    height, near_plane=near_plane, eps2d=eps2d, packed=False, tile_size=16,
-                                    camera_model='ortho', rasterize_mode='classic')
-        return img[:, 0], acc[:, 0]
-    from gsplat.cuda._torch_impl import _fully_fused_projection, _quat_scale_to_covar_preci
-
-    from .rasterize import rasterize_dense, rasterize_tiles
-    covars, _ = _quat_scale_to_covar_preci(quats, scales, compute_preci=False)  # [B, N, 3, 3]
-    radii, means2d, depths, conics, _ = _fully_fused_projection(
-        means, covars, viewmats[:, None], Ks[:, None], width, height, eps2d=eps2d, near_plane=near_plane,
-        camera_model='ortho')
-    args = (means2d[:, 0], conics[:, 0], colors, opacities, depths[:, 0], radii[:, 0], width, height)
-    if backend == 'fused':
-        from .rasterize_fused import rasterize_fused  # lazy: numba loads only when used
-        return rasterize_fused(*args)
-    if backend == 'dense':
-        return rasterize_dense(*args)
-    if backend == 'tiles':
-        return rasterize_tiles(*args)
-    raise ValueError(f"backend must be 'auto', 'gsplat', 'fused', 'tiles' or 'dense', got {backend!r}")
-
-
 def render_gaussian_depth(gaussians: Tensor, viewmats: Tensor, size: int, extent: float, min_alpha: float = 0.5,
                           max_scale: Optional[float] = 0.1, normalize: bool = True,
                           backend: str = 'auto') -> Tuple[Tensor, Tensor]:
@@ -216,8 +183,8 @@ def render_gaussian_depth(gaussians: Tensor, viewmats: Tensor, size: int, extent
     expand = lambda a: a[None].expand(V, *a.shape).contiguous()  # noqa: E731
     Ks = ortho_intrinsics(V, size, extent).to(g)
     with torch.no_grad():
-        img, acc = _rasterize_ortho(expand(xyz), expand(g[:, GS_QUAT]), expand(scales),
-                                    expand(g[:, GS_OPACITY.start]), z, viewmats, Ks, size, size, backend)
+        img, acc = rasterize(expand(xyz), expand(g[:, GS_QUAT]), expand(scales), expand(g[:, GS_OPACITY.start]), z,
+                             viewmats, Ks, size, size, backend=backend, camera_model='ortho')
     alpha = acc[..., 0]  # [V, S, S]
     depth = torch.where(alpha > min_alpha, img[..., 0] / alpha.clamp_min(1e-12), torch.full_like(alpha, math.inf))
     return depth, alpha

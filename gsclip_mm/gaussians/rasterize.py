@@ -31,13 +31,14 @@ T_MIN = 1e-4
 
 
 def project_gaussians(means: Tensor, quats: Tensor, scales: Tensor, viewmats: Tensor, Ks: Tensor, width: int,
-                      height: int, eps2d: float = 0.3,
-                      near_plane: float = 0.01) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+                      height: int, eps2d: float = 0.3, near_plane: float = 0.01,
+                      camera_model: str = 'pinhole') -> Tuple[Tensor, Tensor, Tensor, Tensor]:
     """Project 3D Gaussians with gsplat's pure-PyTorch code (runs on the CPU).
 
     Args:
         means: [B, N, 3] world positions. quats: [B, N, 4] wxyz (any norm).
         scales: [B, N, 3] (> 0). viewmats: [B, 4, 4] world to camera. Ks: [B, 3, 3].
+        camera_model: gsplat's ``'pinhole'`` or ``'ortho'`` (``K`` maps camera x, y to pixels, no division).
 
     Returns:
         radii [B, N, 2] int (0 = culled), means2d [B, N, 2], depths [B, N],
@@ -52,7 +53,8 @@ def project_gaussians(means: Tensor, quats: Tensor, scales: Tensor, viewmats: Te
     assert Ks.shape == (B, 3, 3), Ks.shape
     covars, _ = _quat_scale_to_covar_preci(quats, scales, compute_preci=False)  # [B, N, 3, 3]
     radii, means2d, depths, conics, _ = _fully_fused_projection(
-        means, covars, viewmats[:, None], Ks[:, None], width, height, eps2d=eps2d, near_plane=near_plane)
+        means, covars, viewmats[:, None], Ks[:, None], width, height, eps2d=eps2d, near_plane=near_plane,
+        camera_model=camera_model)
     return radii[:, 0], means2d[:, 0], depths[:, 0], conics[:, 0]
 
 
@@ -209,7 +211,8 @@ def _untile(x: Tensor, B: int, tiles_y: int, tiles_x: int, tile_size: int) -> Te
 
 def rasterize(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, colors: Tensor, viewmats: Tensor,
               Ks: Tensor, width: int, height: int, background: Optional[Tensor] = None, backend: str = 'auto',
-              tile_size: int = 4, eps2d: float = 0.3, near_plane: float = 0.01) -> Tuple[Tensor, Tensor]:
+              tile_size: int = 4, eps2d: float = 0.3, near_plane: float = 0.01,
+              camera_model: str = 'pinhole') -> Tuple[Tensor, Tensor]:
     """Render B scenes, one camera each.
 
     Args:
@@ -220,6 +223,7 @@ def rasterize(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, c
         ``'gsplat'``, ``'fused'``, ``'tiles'`` or ``'dense'``.
         tile_size: the ``'tiles'`` rasteriser's tile side; ``'fused'`` uses its own
         (``rasterize_fused.TILE_SIZE``) and gsplat 16, and neither's image depends on it.
+        camera_model: ``'pinhole'`` (the photo's camera) or ``'ortho'`` (depth views).
 
     Returns:
         image [B, H, W, D], accumulated alpha [B, H, W, 1].
@@ -231,12 +235,13 @@ def rasterize(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, c
         img, acc, _ = rasterization(
             means, quats, scales, opacities, colors, viewmats[:, None], Ks[:, None], width, height,
             near_plane=near_plane, eps2d=eps2d, packed=False, tile_size=16,
-            backgrounds=None if background is None else background[:, None], rasterize_mode='classic')
+            backgrounds=None if background is None else background[:, None], rasterize_mode='classic',
+            camera_model=camera_model)
         return img[:, 0], acc[:, 0]
     if backend not in ('fused', 'tiles', 'dense'):
         raise ValueError(f"backend must be 'auto', 'gsplat', 'fused', 'tiles' or 'dense', got {backend!r}")
     radii, means2d, depths, conics = project_gaussians(means, quats, scales, viewmats, Ks, width, height,
-                                                       eps2d=eps2d, near_plane=near_plane)
+                                                       eps2d=eps2d, near_plane=near_plane, camera_model=camera_model)
     if backend == 'fused':
         from .rasterize_fused import rasterize_fused  # lazy: numba loads only when used
         return rasterize_fused(means2d, conics, colors, opacities, depths, radii, width, height, background)

@@ -6,7 +6,11 @@ docstring), in four compiled steps:
 
 1. :func:`_bin_gaussians`: pair each Gaussian with the screen tiles its box
    ``mean +- radius`` touches, and sort the pairs by tile, then by depth (a
-   stable counting sort, visiting the Gaussians front to back).
+   stable counting sort, visiting the Gaussians front to back). The box is
+   gsplat's (3 sigma of the widest axis), shrunk per axis to where alpha can
+   still reach ``ALPHA_MIN`` (:func:`_opacity_radii`: a Gaussian of opacity
+   0.01, as after an opacity reset, needs 1.4 sigma, not 3); pixels outside
+   it are skipped by the alpha test anyway, so the image is the same.
 2. :func:`_forward_kernel`: per tile (tiles dealt round-robin to one worker
    per thread), composite the tile's Gaussians front to back into its pixels,
    the pixel loop innermost and branch-free so that LLVM vectorises it (over
@@ -159,6 +163,30 @@ def _pack_geometry(means2d, conics, opacities, radii, margin):
     return out
 
 
+@_jit()
+def _opacity_radii(conics, opacities, radii, margin):
+    """Per-axis box half-sizes [G, 2] (float) within gsplat's ``radii`` [G, 2] outside which alpha < ALPHA_MIN.
+
+    alpha >= ALPHA_MIN needs sigma = d^T conic d / 2 <= t = log(o / ALPHA_MIN) (+ the kernels' margin),
+    an ellipse whose extent along x is sqrt(2 t cov_xx), cov = conic^-1 (cov_xx = c / det); 0 culls
+    (o < ALPHA_MIN: no pixel can reach it). Widened by 0.1 % + 1e-3 px against round-off.
+    """
+    G = opacities.shape[0]
+    out = np.zeros((G, 2), np.float64)
+    for g in range(G):
+        if radii[g, 0] <= 0 or radii[g, 1] <= 0:
+            continue
+        t = math.log(max(float(opacities[g]), 1e-30) / ALPHA_MIN) + margin
+        a, b, c = float(conics[g, 0]), float(conics[g, 1]), float(conics[g, 2])
+        det = a * c - b * b
+        if t <= 0.0 or not det > 0.0:
+            out[g, 0], out[g, 1] = (0.0, 0.0) if t <= 0.0 else (float(radii[g, 0]), float(radii[g, 1]))
+            continue
+        out[g, 0] = min(float(radii[g, 0]), math.sqrt(2.0 * t * c / det) * 1.001 + 1e-3)
+        out[g, 1] = min(float(radii[g, 1]), math.sqrt(2.0 * t * a / det) * 1.001 + 1e-3)
+    return out
+
+
 @_jit(inline='always')
 def _pixel_range(my, radius_y, y_lo, tile_size):
     """The tile's pixels [s0, s1) in the rows that the Gaussian's box ``|y + 0.5 - my| <= radius_y``
@@ -176,7 +204,7 @@ def _bin_gaussians(means2d, radii, depths, tile_size, tiles_x, tiles_y):
     """(tile, Gaussian) pairs sorted by tile, then depth (stable), as gsplat's ``isect_tiles``.
 
     Args:
-        means2d [B, N, 2], radii [B, N, 2] int (a zero radius culls), depths [B, N].
+        means2d [B, N, 2], radii [B, N, 2] (a zero radius culls), depths [B, N].
 
     Returns:
         tile_start [B * T + 1] int64: the pairs of tile t (flat b * T + ty * tiles_x + tx) are
@@ -452,9 +480,11 @@ class _RasterizeFused(torch.autograd.Function):
         tiles_x, tiles_y = math.ceil(width / tile_size), math.ceil(height / tile_size)
         np_means2d, np_colors = _numpy(means2d), _numpy(colors).reshape(B * N, D)
         consts = np.array([0.5, 1.0, ALPHA_MIN, ALPHA_MAX, T_MIN], dtype=np_colors.dtype)
-        np_radii = _numpy(radii)
-        geom = _pack_geometry(np_means2d.reshape(B * N, 2), _numpy(conics).reshape(B * N, 3),
-                              _numpy(opacities).reshape(B * N), np_radii.reshape(B * N, 2), _SIGMA_MARGIN)
+        np_conics, np_opacities = _numpy(conics).reshape(B * N, 3), _numpy(opacities).reshape(B * N)
+        np_radii = _opacity_radii(np_conics, np_opacities, _numpy(radii).reshape(B * N, 2),
+                                  _SIGMA_MARGIN).reshape(B, N, 2)
+        geom = _pack_geometry(np_means2d.reshape(B * N, 2), np_conics, np_opacities, np_radii.reshape(B * N, 2),
+                              _SIGMA_MARGIN)
         bins = _bin_gaussians(np_means2d, np_radii, _numpy(depths), tile_size, tiles_x, tiles_y)
         img, t_final, n_used = _forward_kernel(geom, np_colors, bins[0], bins[1], width, height, tile_size, tiles_x,
                                                n_workers, consts)

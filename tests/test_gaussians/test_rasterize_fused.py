@@ -316,3 +316,28 @@ def test_read_only_install(tmp_path, home_writable):
     else:
         assert 'warnings 1 gsclip_mm: numba finds no writable cache directory' in out.stdout, out.stdout
         assert not cached
+
+
+def test_opacity_radii_known_answer():
+    """An axis-aligned Gaussian (sigma 2 along x, 1 along y) of opacity o reaches alpha 1/255 at
+    sigma = log(255 o): x extent 2 sqrt(2 log(255 o)), y half of it; under 1/255 it is culled."""
+    conics = torch.tensor([[0.25, 0.0, 1.0]] * 3, dtype=torch.float64).numpy()
+    radii = torch.tensor([[50, 50], [50, 50], [3, 50]], dtype=torch.int32).numpy()
+    o = torch.tensor([0.01, 0.003, 0.9], dtype=torch.float64).numpy()
+    r = fused_module._opacity_radii(conics, o, radii, 0.0)
+    t = math.log(0.01 * 255)
+    assert r[0, 0] == pytest.approx(2 * math.sqrt(2 * t) * 1.001 + 1e-3, rel=1e-12)
+    assert r[0, 1] == pytest.approx(math.sqrt(2 * t) * 1.001 + 1e-3, rel=1e-12)
+    assert r[0, 0] < 2 * 1.4 * 2  # about 1.37 sigma, not gsplat's 3
+    assert (r[1] == 0).all()  # opacity under 1/255: no pixel can reach alpha 1/255
+    assert r[2, 0] == 3  # never wider than gsplat's box
+
+
+def test_matches_dense_at_low_opacity():
+    """After an opacity reset (opacities about 0.01) the boxes shrink most: still the dense image."""
+    scene = scene_2d(2, 150, 31, 27, 3, seed=5, opacity=(0.003, 0.03))
+    depths, radii, bg = scene[4:]
+    inputs = leaves(scene)
+    dense = grads_of(lambda m, c, col, o: rasterize_dense(m, c, col, o, depths, radii, 31, 27, bg), inputs)
+    fused = grads_of(lambda m, c, col, o: rasterize_fused(m, c, col, o, depths, radii, 31, 27, bg), inputs)
+    assert_same(fused, dense)

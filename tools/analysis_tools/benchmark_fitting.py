@@ -18,6 +18,12 @@ cache load for ``fused``).
 (the first of DIR's ``sunrgbd_infos_val.pkl``, every point a Gaussian with
 kNN scales, identity rotation, opacity 0.8 and its colour, full image size),
 ``--scene-repeats`` times per backend, each backend in a fresh process.
+``--scene DIR --scene-fit`` instead runs the whole scene fit of the paper's
+procedure (``mode='scene'``: ``--scene-steps`` steps, default 500, opacity
+reset every 50, pruning at 0.005, image at ``--scene-scale``) on scene
+``--scene-index`` of ``DIR/--scene-ann`` and reports its seconds (input
+preparation incl. the kNN scales, and the fit), PSNR, pruned Gaussians and
+peak memory.
 Workers run as ``tools/fit_gaussians.py`` does (glibc malloc keeps freed
 memory, ``OMP_WAIT_POLICY=PASSIVE``) unless ``--no-tuning``.
 On CUDA the same is reported for gsplat's rasteriser.
@@ -53,6 +59,11 @@ def parse_args(argv=None):
     p.add_argument('--scene', default=None,
                    help='instead: time forward + backward of the first scene of DIR/sunrgbd_infos_val.pkl')
     p.add_argument('--scene-repeats', type=int, default=5)
+    p.add_argument('--scene-fit', action='store_true', help='with --scene: time the whole 500-step scene fit')
+    p.add_argument('--scene-ann', default='sunrgbd_infos_val.pkl', help='with --scene: the infos file in DIR')
+    p.add_argument('--scene-index', type=int, default=0, help='with --scene: which scene of the infos')
+    p.add_argument('--scene-steps', type=int, default=500)
+    p.add_argument('--scene-scale', type=float, default=1.0)
     p.add_argument('--no-tuning', action='store_true',
                    help="glibc's default malloc and OpenMP's default (spinning) barrier wait, as a plain process")
     p.add_argument('--worker', default=None, help=argparse.SUPPRESS)
@@ -139,6 +150,37 @@ def scene_worker(spec: dict) -> dict:
     return dict(spec, points=n, width=W, height=H, first_ms=ms[0], ms=ms[1:], median_ms=float(np.median(ms[1:])))
 
 
+def scene_fit_worker(spec: dict) -> dict:
+    """The paper's fit of one whole scene (FitSettings mode='scene'); seconds, PSNR, pruned, peak RSS."""
+    import pickle
+
+    import mmcv
+
+    from gsclip_mm.gaussians import FitSettings, fit_batch, prepare_scene_fit_input
+    if spec.get('tuning', True):
+        from gsclip_mm.utils import tune_glibc_malloc
+        tune_glibc_malloc()
+    torch.set_num_threads(spec['threads'])
+    with open(os.path.join(spec['scene'], spec['ann']), 'rb') as f:
+        info = pickle.load(f)['data_list'][spec['index']]
+    pts = np.fromfile(os.path.join(spec['scene'], 'points', info['lidar_points']['lidar_path']), np.float32)
+    img = mmcv.imread(os.path.join(spec['scene'], 'sunrgbd_trainval', 'image', info['images']['CAM0']['img_path']),
+                      channel_order='rgb')
+    s = FitSettings.build(mode='scene', scene_scale=spec['scale'], num_steps=spec['steps'], opacity_reset_interval=50,
+                          prune_opacity=0.005)
+    t0 = time.perf_counter()
+    inp = prepare_scene_fit_input(pts.reshape(-1, 6), img, np.asarray(info['images']['CAM0']['depth2img']), s)
+    fit_batch([inp], FitSettings.build(s, num_steps=1), 'cpu', spec['backend'], return_images=False)  # warm-up
+    prep_s = time.perf_counter() - t0  # includes the kNN scales and numba's cache load
+    t0 = time.perf_counter()
+    res = fit_batch([inp], s, 'cpu', spec['backend'], return_images=False)[0]
+    fit_s = time.perf_counter() - t0
+    return dict(spec, points=int(inp.xyz.shape[0]), height=int(inp.target.shape[0]), width=int(inp.target.shape[1]),
+                prep_s=prep_s, fit_s=fit_s, ms_per_step=1000 * fit_s / max(spec['steps'], 1), psnr=res.psnr,
+                pruned=res.pruned, kept=len(res.gaussians), peak_rss_mb=resource.getrusage(
+                    resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
 def run(spec: dict) -> dict:
     """Run :func:`worker` (or :func:`scene_worker` for a spec with a scene) in a fresh process."""
     env = dict(os.environ)
@@ -172,7 +214,17 @@ def profile_steps(args) -> str:
 
 
 def main_scene(args) -> list:
-    """Forward + backward of a whole scene per backend (each in a fresh process), printed."""
+    """Forward + backward of a whole scene per backend (each in a fresh process), printed; or its whole fit."""
+    if args.scene_fit:
+        rows = [run(dict(scene=os.path.abspath(args.scene), fit=True, ann=args.scene_ann, index=args.scene_index,
+                         steps=args.scene_steps, scale=args.scene_scale, backend=be, threads=args.threads,
+                         tuning=not args.no_tuning)) for be in args.backend]
+        for r in rows:
+            print(f'{r["backend"]:6s} scene fit: {r["points"]} Gaussians, {r["width"]}x{r["height"]}, {r["steps"]} steps, '
+                  f'threads={r["threads"]}: fit {r["fit_s"]:.1f} s ({r["ms_per_step"]:.0f} ms/step), preparation + '
+                  f'warm-up {r["prep_s"]:.1f} s; PSNR {r["psnr"]:.2f} dB; pruned {r["pruned"]}, kept {r["kept"]}; '
+                  f'peak RSS {r["peak_rss_mb"]:.0f} MiB')
+        return rows
     rows = [run(dict(scene=os.path.abspath(args.scene), backend=be, threads=args.threads, repeats=args.scene_repeats,
                      tuning=not args.no_tuning)) for be in args.backend]
     for r in rows:
@@ -189,7 +241,8 @@ def main(argv=None):
         return None
     if args.worker:
         spec = json.loads(args.worker)
-        print(json.dumps(scene_worker(spec) if 'scene' in spec else worker(spec)))
+        fn = (scene_fit_worker if spec.get('fit') else scene_worker) if 'scene' in spec else worker
+        print(json.dumps(fn(spec)))
         return None
     if args.scene:
         return main_scene(args)
