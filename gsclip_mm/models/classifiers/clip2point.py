@@ -14,18 +14,18 @@ image tower runs per step. Zero-shot afterwards is ``GSCLIP`` with a
 ``CLIPDepthEncoder(trainable=True)`` backbone loaded from this model's
 ``depth_encoder.*`` keys (``configs/clip2point/``).
 """
-from typing import Dict, Optional, Union
+from typing import Dict, Optional
 
 import torch
 import torch.nn.functional as F
-from mmengine.model import BaseModel
 
 from gsclip_mm.registry import MODELS
 from gsclip_mm.structures import is_unfittable
+from .base import GSCLIPBaseModel
 
 
 @MODELS.register_module()
-class CLIP2PointPretrainer(BaseModel):
+class CLIP2PointPretrainer(GSCLIPBaseModel):
     """Image-depth pre-training (CLIP2Point) with a zero-shot ``predict`` for validation.
 
     Args:
@@ -72,10 +72,6 @@ class CLIP2PointPretrainer(BaseModel):
                  cross_with_pair: bool = True,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):
-        if data_preprocessor is None:
-            data_preprocessor = dict(type='GSCLIPDataPreprocessor')
-        if isinstance(data_preprocessor, dict):  # build in our scope (BaseModel would use MMEngine's root)
-            data_preprocessor = MODELS.build(data_preprocessor)
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.depth_encoder = MODELS.build(depth_encoder)
         if not getattr(self.depth_encoder, 'trainable', False):
@@ -89,18 +85,9 @@ class CLIP2PointPretrainer(BaseModel):
         # authors' code: nn.Parameter(torch.ones([])); None when the weights are fixed
         self.balance_weight = torch.nn.Parameter(torch.ones(())) if learn_balance else None
 
-    def forward(self,
-                inputs: Dict[str, torch.Tensor],
-                data_samples: Optional[list] = None,
-                mode: str = 'tensor') -> Union[torch.Tensor, Dict[str, torch.Tensor], list]:
-        """See the class docstring."""
-        if mode == 'tensor':
-            return self.depth_encoder.aggregate_views(self.depth_encoder.encode_views(_get(inputs, 'depth_views')))
-        if mode == 'loss':
-            return self.loss(inputs, data_samples)
-        if mode == 'predict':
-            return self.predict(inputs, data_samples)
-        raise RuntimeError(f'invalid mode "{mode}": CLIP2PointPretrainer supports "tensor", "loss" and "predict"')
+    def extract_feat(self, inputs: Dict[str, torch.Tensor]) -> torch.Tensor:
+        """``[B, D]`` view-averaged unit depth features of ``inputs['depth_views']`` (the ``'tensor'`` mode)."""
+        return self.depth_encoder.aggregate_views(self.depth_encoder.encode_views(_get(inputs, 'depth_views')))
 
     def _encode_pair(self, inputs: Dict[str, torch.Tensor]):
         """Both renders through the encoder in one pass -> two ``[B, V, D]`` unit features."""

@@ -33,12 +33,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.logging import print_log
-from mmengine.model import BaseModel, BaseModule
+from mmengine.model import BaseModule
 
 from gsclip_mm.datasets.categories import resolve_classes
 from gsclip_mm.registry import MODELS
 from gsclip_mm.structures import is_unfittable
 from gsclip_mm.utils import readable_class_name
+from .base import GSCLIPBaseModel
 
 # Where CLIP2Point's image-depth pre-training leaves its checkpoint (configs/clip2point/clip2point_pretrain_*).
 PRETRAIN_HINT = ('run CLIP2Point\'s image-depth pre-training first (tools/train.py '
@@ -93,7 +94,7 @@ class GlobalViewAggregator(BaseModule):
 
 
 @MODELS.register_module()
-class GatedDualPathAdapter(BaseModel):
+class GatedDualPathAdapter(GSCLIPBaseModel):
     """CLIP2Point's Gated Dual-Path Adapter over multi-view depth maps (see the module docstring).
 
     Args:
@@ -140,10 +141,6 @@ class GatedDualPathAdapter(BaseModel):
                  input_key: str = 'depth_views',
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):
-        if data_preprocessor is None:
-            data_preprocessor = dict(type='GSCLIPDataPreprocessor')
-        if isinstance(data_preprocessor, dict):  # build in our scope (BaseModel would use MMEngine's root)
-            data_preprocessor = MODELS.build(data_preprocessor)
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if pretrained_depth is not None and not osp.isfile(pretrained_depth):
             raise FileNotFoundError(f'GatedDualPathAdapter: no depth-encoder checkpoint at {pretrained_depth!r}: '
@@ -227,18 +224,6 @@ class GatedDualPathAdapter(BaseModel):
         return self.logit_scale().to(fused) * F.normalize(fused, dim=-1) @ text.t()
 
     # --------------------------------------------------------------- modes
-    def forward(self,
-                inputs: Dict[str, torch.Tensor],
-                data_samples: Optional[list] = None,
-                mode: str = 'tensor') -> Union[torch.Tensor, Dict[str, torch.Tensor], list]:
-        """See the class docstring."""
-        if mode == 'tensor':
-            return self.extract_feat(inputs)
-        if mode == 'loss':
-            return self.loss(inputs, data_samples)
-        if mode == 'predict':
-            return self.predict(inputs, data_samples)
-        raise RuntimeError(f'invalid mode "{mode}": GatedDualPathAdapter supports "tensor", "loss" and "predict"')
 
     def labels(self, data_samples: Sequence) -> torch.Tensor:
         """``[B]`` indices of the samples' ``class_name`` in the training vocabulary :attr:`classes`."""

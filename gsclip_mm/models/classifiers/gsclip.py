@@ -1,17 +1,17 @@
 """GS-CLIP: a 3D encoder trained against a frozen CLIP, used zero-shot."""
 import logging
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 from mmengine.logging import print_log
-from mmengine.model import BaseModel
 
 from gsclip_mm.registry import MODELS
 from gsclip_mm.structures import is_unfittable
+from .base import GSCLIPBaseModel
 
 
 @MODELS.register_module()
-class GSCLIP(BaseModel):
+class GSCLIP(GSCLIPBaseModel):
     """The GS-CLIP model: backbone (3D encoder) + frozen-CLIP head.
 
     Args:
@@ -51,10 +51,6 @@ class GSCLIP(BaseModel):
                  data_preprocessor: Optional[dict] = None,
                  input_key: str = 'gaussians',
                  init_cfg: Optional[dict] = None):
-        if data_preprocessor is None:
-            data_preprocessor = dict(type='GSCLIPDataPreprocessor')
-        if isinstance(data_preprocessor, dict):  # build in our scope (BaseModel would use MMEngine's root)
-            data_preprocessor = MODELS.build(data_preprocessor)
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
         self.head = MODELS.build(head)
@@ -77,18 +73,6 @@ class GSCLIP(BaseModel):
             out = out['embedding']
         return out  # [B, D]
 
-    def forward(self,
-                inputs: Dict[str, torch.Tensor],
-                data_samples: Optional[list] = None,
-                mode: str = 'tensor') -> Union[torch.Tensor, Dict[str, torch.Tensor], list]:
-        """See the class docstring."""
-        if mode == 'tensor':
-            return self.extract_feat(inputs)
-        if mode == 'loss':
-            return self.loss(inputs, data_samples)
-        if mode == 'predict':
-            return self.predict(inputs, data_samples)
-        raise RuntimeError(f'invalid mode "{mode}": GSCLIP supports "tensor", "loss" and "predict"')
 
     def loss(self, inputs: Dict[str, torch.Tensor], data_samples: list) -> Dict[str, torch.Tensor]:
         """The head's losses over the fittable samples (see the class docstring)."""
