@@ -44,11 +44,11 @@ def open_clip_preprocess(model_name=TINY):
 
 # ---------------------------------------------------------------- preprocessing
 def test_preprocess_equals_open_clips_own_transform_on_the_real_crops(objects):
-    """Both crops of the real scene (128x134 and 375x462 px): identical to open_clip's output, bit for bit."""
+    """Both crops of the real scene (129x133 and 375x462 px): identical to open_clip's output, bit for bit."""
     from PIL import Image
     ours = TRANSFORMS.build(dict(type='CLIPImagePreprocess', model_name=TINY))
     ref = open_clip_preprocess()
-    assert [o['img_crop'].shape for o in objects] == [(128, 134, 3), (375, 462, 3)]
+    assert [o['img_crop'].shape for o in objects] == [(129, 133, 3), (375, 462, 3)]
     for o in objects:
         out = ours(dict(o))['clip_img']
         assert out.dtype == torch.float32 and out.shape == (3, 64, 64)
@@ -80,6 +80,8 @@ def test_preprocess_geometry_and_values_by_hand():
 def test_preprocess_recipe_and_bad_input():
     base = TRANSFORMS.build(dict(type='CLIPImagePreprocess', model_name=TINY))
     assert '"resize_mode": "shortest"' in base.recipe and '"interpolation": "bicubic"' in base.recipe
+    # how LoadObjectImage cuts the box decides the crop too: embeddings of the old (0-based) crops are not reused
+    assert base.recipe.startswith('crop=sunrgbd-1based-outward|')
     other = TRANSFORMS.build(dict(type='CLIPImagePreprocess', model_name=TINY, preprocess_cfg=dict(
         interpolation='bilinear')))
     assert other.recipe != base.recipe

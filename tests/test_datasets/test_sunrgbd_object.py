@@ -130,8 +130,9 @@ def test_load_object_image_rgb_and_crop():
     bgr = cv2.imread(info['img_path'])
     assert res['img'].dtype == np.uint8 and res['img'].shape == (530, 730, 3)
     np.testing.assert_array_equal(res['img'], bgr[..., ::-1])  # RGB order
-    # bbox 54.9 233.1 187.0 360.7 -> pixels 54..187 x 233..360, inclusive (mmcv.imcrop)
-    np.testing.assert_array_equal(res['img_crop'], bgr[233:361, 54:188, ::-1])
+    # bbox 54.9 233.1 187.0 360.7 in SUN RGB-D's 1-based pixels (centre of 0-based column j at j + 1) -> 0-based
+    # 54.4 232.6 186.5 360.2 -> every pixel it touches: columns 54..186, rows 232..360
+    np.testing.assert_array_equal(res['img_crop'], bgr[232:361, 54:187, ::-1])
 
 
 def test_full_pipeline_packs_gaussians_and_the_crop_identity():

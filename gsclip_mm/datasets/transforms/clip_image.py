@@ -19,6 +19,7 @@ from mmcv.transforms import BaseTransform
 from mmengine.logging import print_log
 
 from gsclip_mm.registry import TRANSFORMS
+from .loading import CROP_CONVENTION
 from gsclip_mm.utils import atomic_write
 from .formatting import make_crop_digest
 
@@ -74,8 +75,10 @@ class CLIPImagePreprocess(BaseTransform):
 
     @property
     def recipe(self) -> str:
-        """Everything that decides the tensor of a crop (part of the image-embedding cache key)."""
-        return 'open_clip.image_transform_v2(is_train=False,PIL)|' + json.dumps(self.cfg, sort_keys=True)
+        """Everything that decides the tensor of a crop (part of the image-embedding cache key), including how
+        ``LoadObjectImage`` cuts the box (``CROP_CONVENTION``: a change re-encodes every crop)."""
+        return (f'{CROP_CONVENTION}|open_clip.image_transform_v2(is_train=False,PIL)|'
+                + json.dumps(self.cfg, sort_keys=True))
 
     def apply(self, crop: np.ndarray) -> torch.Tensor:
         """uint8 ``[h, w, 3]`` RGB -> float32 ``[3, S, S]`` normalised."""

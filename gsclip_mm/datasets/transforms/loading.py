@@ -6,6 +6,7 @@ import mmengine
 import numpy as np
 from mmcv.transforms import BaseTransform
 
+from gsclip_mm.gaussians.fitting import crop_box
 from gsclip_mm.registry import TRANSFORMS
 from gsclip_mm.utils.errors import ObjectError
 from ..utils import load_points, points_in_rboxes
@@ -47,6 +48,10 @@ class LoadObjectPoints(BaseTransform):
         return f'{self.__class__.__name__}(backend_args={self.backend_args})'
 
 
+# How LoadObjectImage turns a box into pixels (keys the CLIP image embeddings of the crops).
+CROP_CONVENTION = 'crop=sunrgbd-1based-outward'
+
+
 @TRANSFORMS.register_module()
 class LoadObjectImage(BaseTransform):
     """Read the scene image (RGB) and cut the object's 2D box out of it.
@@ -55,8 +60,11 @@ class LoadObjectImage(BaseTransform):
     ``img_shape`` ((h, w), checked against the file when present).
 
     Added keys: ``img`` (uint8 ``[H, W, 3]`` RGB, the whole image) and
-    ``img_crop`` (uint8 ``[h, w, 3]`` RGB, the box clipped to the image,
-    pixel ranges inclusive as in ``mmcv.imcrop``).
+    ``img_crop`` (uint8 ``[h, w, 3]`` RGB, the box clipped to the image). The
+    box is in SUN RGB-D's 1-based pixel coordinates (the centre of 0-based
+    column ``j`` at ``x = j + 1``), like its camera; the crop is every pixel
+    the box touches, the same pixels the Gaussian fitting cuts
+    (:func:`gsclip_mm.gaussians.fitting.crop_box`).
 
     Args:
         backend_args (dict, optional): mmengine file backend arguments.
@@ -91,8 +99,9 @@ class LoadObjectImage(BaseTransform):
         h, w = img.shape[:2]
         if not (min(bbox[2], w) > max(bbox[0], 0) and min(bbox[3], h) > max(bbox[1], 0)):
             raise ObjectError(f'bbox {bbox.tolist()} has no area inside {path} ({h}x{w})')
+        x1, y1, x2, y2 = crop_box(bbox, w, h, path)  # 0-based, [x1, x2) x [y1, y2)
         results['img'] = img
-        results['img_crop'] = np.ascontiguousarray(mmcv.imcrop(img, bbox))  # [h, w, 3]
+        results['img_crop'] = np.ascontiguousarray(mmcv.imcrop(img, np.array([x1, y1, x2 - 1, y2 - 1])))  # [h, w, 3]
         return results
 
     def __repr__(self) -> str:
