@@ -157,3 +157,135 @@ def test_cue_analysis_on_a_written_set(written):
     assert list(results) == ['size', 'colour', 'count', 'shape', 'shape + colour', 'size + colour + count',
                              'size + colour + count + shape']
     assert all(0 <= a <= 1 for a in results.values())
+
+
+# The depth-map table (issue 13): PointCLIP, CLIP2Point zero-shot and its adapter beside GS-CLIP and CLIP^2.
+DEPTH_ROWS = ['PointCLIP (points)', 'PointCLIP (Gaussians)', 'CLIP2Point zero-shot',
+              'CLIP2Point GDPA 1-shot (points)', 'CLIP2Point GDPA 2-shot (points)', 'CLIP2Point GDPA 4-shot (points)',
+              'CLIP2Point GDPA 8-shot (points)', 'CLIP2Point GDPA 16-shot (points)',
+              'CLIP2Point GDPA 16-shot (Gaussians)']
+
+
+def test_depth_table_rows_and_configs():
+    tables = load_tool('analysis_tools/reproduce_tables.py')
+    assert tables.table_rows('synthetic', ['depth']) == ['GS-CLIP', 'CLIP^2 (PointNet++)'] + DEPTH_ROWS
+    # Table 1's rows first, each row once, when both tables are asked for
+    both = tables.table_rows('synthetic', ['1', 'depth'])
+    assert both[:3] == ['GS-CLIP', 'CLIP^2 (PointNet++)', 'GS-CLIP w/o size feature (ours)'] and both[3:] == DEPTH_ROWS
+    # every synthetic row has its config; on SUN RGB-D the zero-shot rows and the pre-training do, the few-shot not
+    assert all(osp.isfile(osp.join(ROOT, p)) for p in tables.DEPTH['synthetic'].values())
+    real = {row: osp.isfile(osp.join(ROOT, p)) for row, p in tables.DEPTH['sunrgbd37'].items()}
+    assert [row for row, found in real.items() if found] == DEPTH_ROWS[:3]
+    assert all(osp.isfile(osp.join(ROOT, p)) for p in tables.PRETRAIN.values())
+    # what each row trains and how it gets the pre-trained depth encoder, read from the configs
+    cfgs = {row: Config.fromfile(osp.join(ROOT, p)) for row, p in tables.DEPTH['synthetic'].items()}
+    option = {row: tables.depth_checkpoint_option(c) for row, c in cfgs.items()}
+    assert option['PointCLIP (points)'] is None and option['PointCLIP (Gaussians)'] is None
+    assert option['CLIP2Point zero-shot'] == 'model.backbone.init_cfg.checkpoint'
+    assert {option[r] for r in DEPTH_ROWS[3:]} == {'model.pretrained_depth'}
+    assert tables.training_of(cfgs['PointCLIP (points)']) == 'none (training-free)'
+    assert tables.training_of(cfgs['CLIP2Point zero-shot']) == 'image-depth pre-training (no labels)'
+    assert tables.training_of(cfgs['CLIP2Point GDPA 4-shot (points)']) == \
+        '4 labelled objects per class + image-depth pre-training'
+    assert tables.training_of(cfgs['CLIP2Point GDPA 16-shot (Gaussians)']).startswith('16 labelled')
+    # only the Gaussian PointCLIP fits Gaussians, and on its test split only (training-free)
+    assert tables.fitting_splits(cfgs['PointCLIP (Gaussians)']) == ['test']
+    assert tables.fitting_splits(cfgs['PointCLIP (points)']) == []
+    # the same test split and metric as GS-CLIP's, for every row of both data sets
+    for data in tables.DATASETS:
+        same = tables.split_signature(Config.fromfile(osp.join(ROOT, tables.DATASETS[data]['GS-CLIP'])))
+        for row, path in tables.DEPTH[data].items():
+            if osp.isfile(osp.join(ROOT, path)):
+                assert tables.split_signature(Config.fromfile(osp.join(ROOT, path))) == same, (data, row)
+
+
+def fake_predictions():
+    """Five objects scored over a 4-class vocabulary, as tools/test.py --out dumps them."""
+    vocab = ('bed', 'chair', 'sofa', 'lamp')
+    rows = [('bed', [0.9, 0.1, 0.0, 0.0]),    # right
+            ('bed', [0.1, 0.8, 0.0, 0.0]),    # chair: wrong
+            ('chair', [0.0, 0.7, 0.1, 0.2]),  # right
+            ('sofa', [0.0, 0.1, 0.3, 0.9]),   # lamp: wrong over 4 classes, right over bed/chair/sofa
+            ('lamp', [0.0, 0.0, 0.0, 1.0])]   # right; not among the 3 classes
+    return [dict(pred_score=np.array(s, np.float32), metainfo=dict(
+        class_name=c, score_classes=vocab, clip_untrained=True, clip_model='GSCLIP-Tiny-64')) for c, s in rows]
+
+
+def test_depth_table_from_a_work_dir(tmp_path):
+    tables = load_tool('analysis_tools/reproduce_tables.py')
+    preds = tmp_path / 'predictions.pkl'
+    with open(preds, 'wb') as f:
+        pickle.dump(fake_predictions(), f)
+    cfg = Config(dict(test_evaluator=[dict(type='ZeroShotAccuracy', classes=['bed', 'chair', 'sofa']),
+                                      dict(type='ZeroShotAccuracy', prefix='zero_shot37')]))
+    m = tables.evaluate(cfg, str(preds))
+    # 3 classes: 3 of 4 right (75.0), class mean (50 + 100 + 100) / 3; 4 classes: 3 of 5 right
+    assert m['zero_shot/overall_acc'] == pytest.approx(75.0)
+    assert m['zero_shot/class_mean_acc'] == pytest.approx(250 / 3)
+    assert m['zero_shot37/overall_acc'] == pytest.approx(60.0)
+    assert m['clip_untrained'] is True
+    rows = {'CLIP2Point GDPA 4-shot (points)': (m, 'configs/clip2point/x_4shot.py', '4 labelled objects per class'),
+            'CLIP2Point GDPA 1-shot (points)': (None, 'configs/clip2point/y_sunrgbd37.py', None)}
+    head, rule, row, missing = tables.depth_table(rows).splitlines()
+    assert head == '| Method | training | Avg. | class mean (ours) | 37-class Avg. (ours) | config |'
+    assert row == ('| CLIP2Point GDPA 4-shot (points) | 4 labelled objects per class | 75.0 | 83.3 | 60.0 | '
+                   '`x_4shot.py` |')
+    assert missing == '| CLIP2Point GDPA 1-shot (points) | - | - | - | - | no config (`y_sunrgbd37.py`) |'
+    caveat = tables.clip_caveat({k: v[0] for k, v in rows.items()}, 10)
+    assert 'untrained' in caveat and 'every row' in caveat and 'chance is 10.0 %' in caveat
+    assert tables.clip_caveat({'a': dict(m, clip_untrained=False)}, 10) == ''
+
+
+def test_depth_table_commands_on_real_data(tmp_path, monkeypatch):
+    """sunrgbd37: the pre-training is trained (resumably) before the row that loads it, the training-free rows
+    are tested without a checkpoint, and the rows without a config say so; no subprocess runs here."""
+    tables = load_tool('analysis_tools/reproduce_tables.py')
+    commands = []
+    ckpt = tmp_path / 'pre' / 'epoch_10.pth'
+
+    def fake_run(cmd):
+        commands.append(cmd)
+        if cmd[0] == tables.TRAIN:  # what tools/train.py leaves: its last checkpoint
+            work_dir = cmd[cmd.index('--work-dir') + 1]
+            ckpt.parent.mkdir(exist_ok=True)
+            ckpt.write_bytes(b'')
+            with open(osp.join(work_dir, 'last_checkpoint'), 'w') as f:
+                f.write(str(ckpt))
+
+    monkeypatch.setattr(tables, 'run', fake_run)
+    monkeypatch.setattr(tables, 'evaluate',
+                        lambda cfg, preds: {'zero_shot/overall_acc': 12.34, 'clip_untrained': False})
+    pre = osp.join(str(tmp_path), 'sunrgbd37', 'clip2point_pretrain_1xb32-cosine-10e_sunrgbd37')
+    (tmp_path / 'sunrgbd37' / osp.basename(pre)).mkdir(parents=True)  # tools/train.py would make it
+    out = tmp_path / 'table.md'
+    results = tables.main(['--data', 'sunrgbd37', '--tables', 'depth', '--work-root', str(tmp_path), '--out', str(out),
+                           '--rows', 'PointCLIP (points)', 'CLIP2Point zero-shot', 'CLIP2Point GDPA 4-shot (points)'])
+    points = 'configs/clip2point/pointclip_points_zeroshot_sunrgbd37.py'
+    zeroshot = 'configs/clip2point/clip2point_zeroshot_sunrgbd37.py'
+    pretrain = 'configs/clip2point/clip2point_pretrain_1xb32-cosine-10e_sunrgbd37.py'
+    wd = osp.join(str(tmp_path), 'sunrgbd37')
+    assert [c[:2] for c in commands] == [[tables.TEST, points], [tables.EXTRACT, pretrain], [tables.TRAIN, pretrain],
+                                         [tables.TEST, zeroshot]]
+    assert commands[0][2:] == ['--work-dir', osp.join(wd, 'pointclip_points_zeroshot_sunrgbd37'), '--out',
+                               osp.join(wd, 'pointclip_points_zeroshot_sunrgbd37', 'predictions.pkl')]
+    assert commands[2][2:] == ['--work-dir', pre, '--resume']
+    assert commands[3][-2:] == ['--cfg-options', f'model.backbone.init_cfg.checkpoint={ckpt}']
+    assert results['CLIP2Point GDPA 4-shot (points)'][0] is None
+    text = out.read_text()
+    assert ('| PointCLIP (points) | none (training-free) | 12.3 | - | - | '
+            '`pointclip_points_zeroshot_sunrgbd37.py` |') in text
+    assert '| CLIP2Point GDPA 4-shot (points) | - | - | - | - | no config' in text
+    assert 'untrained' not in text  # a pretrained CLIP: no caveat
+
+
+def test_clip2point_metafile_lists_the_depth_rows():
+    import yaml
+    tables = load_tool('analysis_tools/reproduce_tables.py')
+    meta = yaml.safe_load(open(osp.join(ROOT, 'configs', 'clip2point', 'metafile.yml')))
+    configs = [m['Config'] for m in meta['Models']]
+    for model in meta['Models']:
+        assert osp.isfile(osp.join(ROOT, model['Config'])) and osp.basename(model['Config']) == model['Name'] + '.py'
+    for data in tables.DATASETS:
+        assert tables.PRETRAIN[data] in configs
+        assert [p for p in tables.DEPTH[data].values() if osp.isfile(osp.join(ROOT, p))] == \
+            [p for p in configs if p in tables.DEPTH[data].values()]
