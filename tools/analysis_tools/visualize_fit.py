@@ -1,10 +1,13 @@
-"""Side-by-side PNG of one object: image crop | fitting target (masked crop) | render of its Gaussians.
+"""Side-by-side PNG of one object: image crop | crop masked to its points | render of its Gaussians.
 
     python tools/analysis_tools/visualize_fit.py CONFIG --index 0 [--split train] [--out fit_0.png] [--size 256]
 
 The Gaussians come from FitGaussians' cache (fitted now and cached when
 missing, unless ``--no-fit``); the render uses the object's own camera, at
-``--size`` pixels wide with the box's aspect ratio.
+``--size`` pixels wide with the box's aspect ratio. In scene mode
+(``FitGaussians(mode='scene')``, the paper's) the object's Gaussians are those
+cut from its scene's fit, and a second PNG (``<out>_scene.png``) shows the
+whole image | the render of the whole scene fit, ``--size`` wide.
 """
 import argparse
 import copy
@@ -38,14 +41,19 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def panels(img: np.ndarray, box, target: np.ndarray, render: np.ndarray, width: int, height: int) -> np.ndarray:
-    """uint8 [height, 3 * width + 2 gaps, 3]: crop | target | render, each resized to width x height."""
-    crop = img[box[1]:box[3], box[0]:box[2]].astype(np.float32) / 255.0
+def strip(images, width: int, height: int) -> np.ndarray:
+    """uint8 [height, n * width + gaps, 3]: float [h, w, 3] images in [0, 1], each resized to width x height."""
     resize = lambda a: F.interpolate(torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float(),  # noqa
                                      size=(height, width), mode='bilinear', antialias=True)[0].permute(1, 2, 0)
     gap = torch.ones(height, 4, 3)
-    out = torch.cat([resize(crop), gap, resize(target), gap, torch.from_numpy(render)], 1)
-    return (out.clamp(0, 1) * 255).round().byte().numpy()
+    parts = [p for a in images for p in (gap, resize(a))][1:]
+    return (torch.cat(parts, 1).clamp(0, 1) * 255).round().byte().numpy()
+
+
+def panels(img: np.ndarray, box, target: np.ndarray, render: np.ndarray, width: int, height: int) -> np.ndarray:
+    """uint8 [height, 3 * width + 2 gaps, 3]: crop | target | render, each resized to width x height."""
+    crop = img[box[1]:box[3], box[0]:box[2]].astype(np.float32) / 255.0
+    return strip([crop, target, render], width, height)
 
 
 def main(argv=None):
@@ -80,7 +88,21 @@ def main(argv=None):
     out = args.out or f'fit_{args.split}_{args.index}.png'
     mmcv.imwrite(panels(img, box, target, render, width, height)[..., ::-1], out)  # mmcv writes BGR
     print(f'{name}: PSNR {results["fit_psnr"]:.2f} dB ({len(results["gaussians"])} Gaussians) -> {osp.abspath(out)}')
+    if s.mode == 'scene':
+        scene_png(fitter, results, K_full, view, width, osp.splitext(out)[0] + '_scene.png')
     return out
+
+
+def scene_png(fitter, results, K_full, view, width, out):
+    """The whole image | the render of the whole scene fit (the object's scene, from the cache), ``width`` each."""
+    gaussians, psnr = fitter.fit_scene(results, fitter.object_name(results))
+    img = results['img']
+    H, W = img.shape[:2]
+    height = max(1, round(width * H / W))
+    render = render_gaussians(gaussians, crop_intrinsics(K_full, (0, 0, W, H), width, height), view, width, height,
+                              background=fitter.settings.background, settings=fitter.settings)
+    mmcv.imwrite(strip([img.astype(np.float32) / 255.0, render], width, height)[..., ::-1], out)
+    print(f'scene {results.get("lidar_path")}: PSNR {psnr:.2f} dB ({len(gaussians)} Gaussians) -> {osp.abspath(out)}')
 
 
 if __name__ == '__main__':
