@@ -5,10 +5,15 @@ import torch
 from mmengine.model import BaseModel
 
 from gsclip_mm.registry import MODELS
+from gsclip_mm.structures import is_unfittable
 
 
 class GSCLIPBaseModel(BaseModel):
     """A ``BaseModel`` whose ``forward`` dispatches ``mode`` to ``extract_feat`` / ``loss`` / ``predict``.
+
+    ``predict`` scores the fittable samples with ``self.head`` (a ``FrozenCLIPHead``: cosine against the
+    evaluation classes' text embeddings) and gives the unfittable ones (metainfo ``unfittable``, test-set
+    misses with no inputs) no prediction.
 
     Args:
         data_preprocessor (dict | None): default ``GSCLIPDataPreprocessor``; a dict is built in our
@@ -35,3 +40,11 @@ class GSCLIPBaseModel(BaseModel):
         if mode == 'predict':
             return self.predict(inputs, data_samples)
         raise RuntimeError(f'invalid mode "{mode}": {type(self).__name__} supports "tensor", "loss" and "predict"')
+
+    def predict(self, inputs: Dict[str, torch.Tensor], data_samples: list) -> list:
+        """Predictions for every sample, in order; unfittable ones predict nothing."""
+        fitted = [ds for ds in data_samples if not is_unfittable(ds)]
+        if fitted:
+            self.head.predict(self.extract_feat(inputs), fitted)
+        self.head.predict_unfittable([ds for ds in data_samples if is_unfittable(ds)])
+        return list(data_samples)

@@ -20,7 +20,6 @@ import torch
 import torch.nn.functional as F
 
 from gsclip_mm.registry import MODELS
-from gsclip_mm.structures import is_unfittable
 from .base import GSCLIPBaseModel
 
 
@@ -127,14 +126,6 @@ class CLIP2PointPretrainer(GSCLIPBaseModel):
             losses['loss_balance'] = torch.log(w + 1)
             losses['balance_weight'] = w.detach()
         return losses
-
-    def predict(self, inputs: Dict[str, torch.Tensor], data_samples: list) -> list:
-        """Zero-shot predictions for every sample (``GSCLIP.predict``'s rules for unfittable ones)."""
-        fitted = [ds for ds in data_samples if not is_unfittable(ds)]
-        if fitted:
-            self.head.predict(self.forward(inputs, mode='tensor'), fitted)
-        self.head.predict_unfittable([ds for ds in data_samples if is_unfittable(ds)])
-        return list(data_samples)
 
 
 def _get(inputs: Dict[str, torch.Tensor], key: str) -> torch.Tensor:

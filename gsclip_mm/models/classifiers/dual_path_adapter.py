@@ -244,13 +244,6 @@ class GatedDualPathAdapter(GSCLIPBaseModel):
         loss = F.cross_entropy(logits, self.labels(fitted).to(logits.device))
         return dict(loss_cls=loss, gate=self.gate().detach(), logit_scale=self.logit_scale())
 
-    def predict(self, inputs: Dict[str, torch.Tensor], data_samples: list) -> list:
-        """Predictions for every sample, in order (the head's cosine scores); unfittable ones predict nothing."""
-        fitted = [ds for ds in data_samples if not is_unfittable(ds)]
-        if fitted:
-            self.head.predict(self.extract_feat(inputs), fitted)
-        self.head.predict_unfittable([ds for ds in data_samples if is_unfittable(ds)])
-        return list(data_samples)
 
     def _zero_losses(self, batch_size: int) -> Dict[str, torch.Tensor]:
         """A zero ``loss_cls`` connected to every trainable parameter (DDP ranks stay in step), and a warning."""

@@ -81,13 +81,6 @@ class GSCLIP(GSCLIPBaseModel):
             return self._zero_losses(len(data_samples))
         return self.head.loss(self.extract_feat(inputs), inputs.get('img_embed'), fitted)
 
-    def predict(self, inputs: Dict[str, torch.Tensor], data_samples: list) -> list:
-        """Predictions for every sample, in order; unfittable ones predict nothing."""
-        fitted = [ds for ds in data_samples if not is_unfittable(ds)]
-        if fitted:
-            self.head.predict(self.extract_feat(inputs), fitted)
-        self.head.predict_unfittable([ds for ds in data_samples if is_unfittable(ds)])
-        return list(data_samples)
 
     def _zero_losses(self, batch_size: int) -> Dict[str, torch.Tensor]:
         """The head's loss keys, all zero, connected to every trainable parameter."""
