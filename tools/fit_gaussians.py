@@ -231,8 +231,8 @@ def run_scene_chunk(chunk, dataset, pre, fitter, device, stats, done_keys):
         hit = fitter.cache.load(scenes[i]['scene_key'])
         if hit is not None:
             fits[i] = (hit[0], float(hit[1].get('psnr', math.nan)))
-    if any(i not in fits for i in need):
-        fits.update(fit_scenes(scenes, fits, pre, fitter, device, stats))
+    if any(i not in fits for i in need):  # cached scene fits stay what the cuts are taken from
+        fits.update({i: v for i, v in fit_scenes(scenes, fits, pre, fitter, device, stats).items() if i not in fits})
     for i in need:
         sc = scenes[i]
         for name, key, info, todo in zip(sc['names'], sc['keys'], sc['infos'], sc['todo']):

@@ -180,11 +180,24 @@ def init_gaussians(xyz: np.ndarray, rgb: np.ndarray, init_opacity: float = 0.1, 
     return out
 
 
-def check_points(points: np.ndarray, name: str = '') -> np.ndarray:
-    """Points [N, >=6] (xyz rgb) as float32; raises FitInputError on too few or non-finite."""
+def _points_array(points: np.ndarray, name: str) -> np.ndarray:
+    """Points as float32 ``[N, >=6]`` (xyz rgb); raises FitInputError on another shape."""
     pts = np.asarray(points, dtype=np.float32)
     if pts.ndim != 2 or pts.shape[1] < 6:
         raise FitInputError(f'{name}: points must be [N, 6] (xyz rgb), got shape {pts.shape}')
+    return pts
+
+
+def check_image(img: np.ndarray, name: str = '') -> None:
+    """Raises FitInputError unless ``img`` is a non-empty ``[H, W, 3]`` array."""
+    if not isinstance(img, np.ndarray) or img.ndim != 3 or img.shape[2] != 3 or img.size == 0:
+        raise FitInputError(f'{name}: image must be an [H, W, 3] array, got '
+                            f'{getattr(img, "shape", type(img).__name__)}')
+
+
+def check_points(points: np.ndarray, name: str = '') -> np.ndarray:
+    """Points [N, >=6] (xyz rgb) as float32; raises FitInputError on too few or non-finite."""
+    pts = _points_array(points, name)
     if pts.shape[0] < 2:
         raise FitInputError(f'{name}: needs at least 2 points to fit Gaussians, got {pts.shape[0]}')
     bad = ~np.isfinite(pts[:, :6]).all(1)
@@ -219,9 +232,7 @@ def prepare_fit_input(points: np.ndarray, img: np.ndarray, depth2img: np.ndarray
         depth2img: [3, 3]. bbox: x1 y1 x2 y2 in pixels.
     """
     pts = check_points(points, name)
-    if not isinstance(img, np.ndarray) or img.ndim != 3 or img.shape[2] != 3 or img.size == 0:
-        raise FitInputError(f'{name}: image must be an [H, W, 3] array, got '
-                            f'{getattr(img, "shape", type(img).__name__)}')
+    check_image(img, name)
     K_full, rot = decompose_depth2img(depth2img, name=f'{name}: depth2img')
     H, W = img.shape[:2]
     box = crop_box(bbox, W, H, name)
@@ -300,12 +311,8 @@ def prepare_scene_fit_input(points: np.ndarray, img: np.ndarray, depth2img: np.n
         points: ``[N, >=6]`` xyz (depth frame) rgb in [0, 1]. img: ``[H, W, 3]`` uint8 RGB.
         depth2img: ``[3, 3]``.
     """
-    pts = np.asarray(points, dtype=np.float32)
-    if pts.ndim != 2 or pts.shape[1] < 6:
-        raise FitInputError(f'{name}: points must be [N, 6] (xyz rgb), got shape {pts.shape}')
-    if not isinstance(img, np.ndarray) or img.ndim != 3 or img.shape[2] != 3 or img.size == 0:
-        raise FitInputError(f'{name}: image must be an [H, W, 3] array, got '
-                            f'{getattr(img, "shape", type(img).__name__)}')
+    pts = _points_array(points, name)
+    check_image(img, name)
     counts = {}
     finite = np.isfinite(pts[:, :6]).all(1)
     counts['nonfinite'] = int((~finite).sum())

@@ -164,14 +164,14 @@ class FitGaussians(BaseTransform):
         if hit is not None:
             gaussians, meta = hit
             psnr = float(meta.get('psnr', float('nan')))
-        elif self.cache_only and self.settings.mode == 'object':
-            raise FileNotFoundError(f'{name}: no cached Gaussians at {self.cache.path(key)}; run '
-                                    f'tools/fit_gaussians.py with the same settings first')
-        elif self.settings.mode == 'scene':
+        elif self.settings.mode == 'scene':  # cut from the scene's fit (cache_only: that fit must be cached)
             scene, psnr = self.fit_scene(results, name)
             gaussians = cut_object(scene, results['bbox_3d'], name)  # FitInputError when none is inside
             if self.cache is not None:
                 self.cache.save(key, gaussians, dict(psnr=psnr, name=name))
+        elif self.cache_only:
+            raise FileNotFoundError(f'{name}: no cached Gaussians at {self.cache.path(key)}; run '
+                                    f'tools/fit_gaussians.py with the same settings first')
         else:
             inp = prepare_fit_input(results['points'], results['img'], results['depth2img'], results['bbox'],
                                     self.settings, name)  # FitInputError (an ObjectError) on bad input
