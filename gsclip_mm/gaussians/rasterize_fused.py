@@ -179,8 +179,10 @@ def _opacity_radii(conics, opacities, radii, margin):
         t = math.log(max(float(opacities[g]), 1e-30) / ALPHA_MIN) + margin
         a, b, c = float(conics[g, 0]), float(conics[g, 1]), float(conics[g, 2])
         det = a * c - b * b
-        if t <= 0.0 or not det > 0.0:
-            out[g, 0], out[g, 1] = (0.0, 0.0) if t <= 0.0 else (float(radii[g, 0]), float(radii[g, 1]))
+        if t <= 0.0:
+            continue  # culled
+        if not det > 0.0:  # not an ellipse (cannot come from the projection): keep gsplat's box
+            out[g, 0], out[g, 1] = float(radii[g, 0]), float(radii[g, 1])
             continue
         out[g, 0] = min(float(radii[g, 0]), math.sqrt(2.0 * t * c / det) * 1.001 + 1e-3)
         out[g, 1] = min(float(radii[g, 1]), math.sqrt(2.0 * t * a / det) * 1.001 + 1e-3)
