@@ -59,6 +59,10 @@ def parse_args(argv=None):
     p.add_argument('--scene', default=None,
                    help='instead: time forward + backward of the first scene of DIR/sunrgbd_infos_val.pkl')
     p.add_argument('--scene-repeats', type=int, default=5)
+    p.add_argument('--scene-opacity', type=float, default=0.8, help='with --scene: every Gaussian\'s opacity')
+    p.add_argument('--gsplat-boxes', action='store_true',
+                   help="with --scene: bin Gaussians by gsplat's 3-sigma boxes instead of the opacity-aware ones "
+                   '(the A/B of rasterize_fused._opacity_radii; same image)')
     p.add_argument('--scene-fit', action='store_true', help='with --scene: time the whole 500-step scene fit')
     p.add_argument('--scene-ann', default='sunrgbd_infos_val.pkl', help='with --scene: the infos file in DIR')
     p.add_argument('--scene-index', type=int, default=0, help='with --scene: which scene of the infos')
@@ -137,7 +141,10 @@ def scene_worker(spec: dict) -> dict:
     H, W = int(info['images']['CAM0']['height']), int(info['images']['CAM0']['width'])
     n = pts.shape[0]
     params = [torch.tensor([1.0, 0, 0, 0]).repeat(1, n, 1), knn_scales(pts[:, :3], 3)[None, :, None].repeat(1, 1, 3),
-              torch.full((1, n), 0.8), pts[None, :, 3:].clone()]
+              torch.full((1, n), spec.get('opacity', 0.8)), pts[None, :, 3:].clone()]
+    if spec.get('gsplat_boxes'):  # the A/B: radii as the projection gives them
+        import gsclip_mm.gaussians.rasterize_fused as fused
+        fused._opacity_radii = lambda conics, o, radii, margin: radii.astype(np.float64)
     params = [p.requires_grad_() for p in params]
     cam = (torch.from_numpy(viewmat_from_rotation(R)).float()[None], torch.from_numpy(K).float()[None])
     cotangent = torch.randn(1, H, W, 3, generator=torch.Generator().manual_seed(0))
@@ -226,9 +233,12 @@ def main_scene(args) -> list:
                   f'peak RSS {r["peak_rss_mb"]:.0f} MiB')
         return rows
     rows = [run(dict(scene=os.path.abspath(args.scene), backend=be, threads=args.threads, repeats=args.scene_repeats,
+                     opacity=args.scene_opacity, gsplat_boxes=args.gsplat_boxes,
                      tuning=not args.no_tuning)) for be in args.backend]
     for r in rows:
-        print(f'{r["backend"]:6s} scene {r["points"]} Gaussians {r["width"]}x{r["height"]} threads={r["threads"]}: '
+        boxes = "gsplat's boxes" if r.get('gsplat_boxes') else 'opacity-aware boxes'
+        print(f'{r["backend"]:6s} scene {r["points"]} Gaussians {r["width"]}x{r["height"]} threads={r["threads"]} '
+              f'opacity {r.get("opacity", 0.8)} {boxes}: '
               f'forward + backward median {r["median_ms"]:.0f} ms (runs {", ".join(f"{m:.0f}" for m in r["ms"])}; '
               f'first call {r["first_ms"]:.0f} ms)')
     return rows
