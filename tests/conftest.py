@@ -12,7 +12,7 @@ sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), 'data'))
 # separate, fast ops vs references); tests elsewhere may carry @pytest.mark.numerics themselves.
 NUMERICS_FILES = ('test_gaussians/test_rasterize.py', 'test_gaussians/test_rasterize_fused.py',
                   'test_gaussians/test_fitting.py',
-                  'test_gaussians/test_metrics.py', 'test_models/test_ops.py', 'test_models/test_backbones.py')
+                  'test_gaussians/test_metrics.py', 'test_ops/test_point_ops.py', 'test_models/test_backbones.py')
 
 
 def pytest_configure(config):

@@ -27,8 +27,9 @@ from gsclip_mm.gaussians.cache import file_sha256, points_sha256
 from gsclip_mm.registry import DATASETS, TRANSFORMS
 from gsclip_mm.structures import GSCLIPDataSample
 from gsclip_mm.utils.errors import ObjectError
-from .categories import SUNRGBD_CLASSES
-from .utils import load_infos, load_points, points_in_rboxes
+from gsclip_mm.structures.categories import SUNRGBD_CLASSES
+from gsclip_mm.structures.boxes import points_in_rboxes
+from .utils import load_infos, load_points
 
 
 def split_units(num: int, train_ratio: float, val_ratio: float, seed: int) -> np.ndarray:

@@ -47,7 +47,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gsclip_mm.models.ops import knn
+from gsclip_mm.ops import knn
+from gsclip_mm.structures.boxes import points_in_rboxes
 from gsclip_mm.structures import GS_DIM, GS_OPACITY, GS_QUAT, GS_RGB, GS_SCALE, GS_XYZ
 from .camera import SUNRGBD_PIXEL_OFFSET, FitInputError, crop_intrinsics, decompose_depth2img, viewmat_from_rotation
 from .losses import photometric_loss
@@ -138,7 +139,7 @@ class FitResult:
 def knn_scales(xyz: torch.Tensor, k: int = 3) -> torch.Tensor:
     """Initial Gaussian scale of each point: RMS distance to its k nearest other points (3DGS's init).
 
-    Neighbours come from :func:`gsclip_mm.models.ops.knn`. The point itself
+    Neighbours come from :func:`gsclip_mm.ops.knn`. The point itself
     is not its own neighbour; a duplicate of it (another point at distance 0)
     is. A point whose k nearest are all duplicates would get scale 0 and gets
     the smallest positive scale of the cloud instead (1e-3 when all points
@@ -357,7 +358,6 @@ def cut_object(gaussians: np.ndarray, bbox_3d: Sequence[float], name: str = '') 
     The same test as ``LoadObjectPoints`` (so, before pruning, the object's
     Gaussians are exactly its points). Raises :class:`FitInputError` when none is left.
     """
-    from gsclip_mm.datasets.utils import points_in_rboxes  # the one point-in-box test
     inside = points_in_rboxes(gaussians[:, GS_XYZ], np.asarray(bbox_3d, dtype=np.float32))
     if not inside.any():
         raise FitInputError(f'{name}: no Gaussian of the scene fit is inside bbox_3d '

@@ -1,7 +1,7 @@
 """The fused CPU rasteriser: gsplat's tile algorithm as compiled loops (numba), forward and backward.
 
-:func:`rasterize_fused` takes and returns what :func:`~.rasterize.rasterize_dense`
-does and follows the same compositing rules (``rasterize.py``'s module
+:func:`rasterize_fused` takes and returns what :func:`~._torch_impl.rasterize_dense`
+does and follows the same compositing rules (``_constants.py`` and ``rasterize.py``'s module
 docstring), in four compiled steps:
 
 1. :func:`_bin_gaussians`: pair each Gaussian with the screen tiles its box
@@ -62,7 +62,7 @@ from numba.extending import overload
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from .rasterize import ALPHA_MAX, ALPHA_MIN, T_MIN, _add_background, _check_2d
+from ._constants import ALPHA_MAX, ALPHA_MIN, T_MIN, add_background, check_2d
 
 if 'NUMBA_THREADING_LAYER' not in os.environ:
     numba.config.THREADING_LAYER = 'workqueue'  # fork-safe (module docstring)
@@ -223,7 +223,7 @@ def _bin_gaussians(means2d, radii, depths, tile_size, tiles_x, tiles_y):
         for n in range(N):
             if radii[b, n, 0] <= 0 or radii[b, n, 1] <= 0:
                 continue
-            # pixel x is touched if |x + 0.5 - mean| <= radius (as rasterize._tile_pairs)
+            # pixel x is touched if |x + 0.5 - mean| <= radius (as _torch_impl._tile_pairs)
             x0 = np.floor((means2d[b, n, 0] - radii[b, n, 0] - 0.5) / tile_size)
             x1 = np.floor((means2d[b, n, 0] + radii[b, n, 0] - 0.5) / tile_size)
             y0 = np.floor((means2d[b, n, 1] - radii[b, n, 1] - 0.5) / tile_size)
@@ -320,7 +320,7 @@ def _forward_kernel(geom, colors, tile_start, gauss, width, height, tile_size, t
                 for s in range(s0, s1):  # branch-free: LLVM vectorises it
                     dx = px[s] - mx
                     dy = py[s] - my
-                    sigma = half * (a * dx * dx + c * dy * dy) + bb * dx * dy  # as rasterize._alpha
+                    sigma = half * (a * dx * dx + c * dy * dy) + bb * dx * dy  # as _torch_impl._alpha
                     alpha = min(amax, o * _exp_neg(sigma))
                     ok = (sigma <= cut) & (alpha >= amin) & (live[s] != 0)
                     next_t = trans[s] * (one - alpha)
@@ -471,7 +471,7 @@ class _RasterizeFused(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, means2d, conics, colors, opacities, depths, radii, width, height, tile_size):
-        B, N, D = _check_2d(means2d, conics, colors, opacities, depths, radii)
+        B, N, D = check_2d(means2d, conics, colors, opacities, depths, radii)
         dtype = means2d.dtype
         if dtype not in (torch.float32, torch.float64) or any(x.dtype != dtype for x in (conics, colors, opacities)):
             raise TypeError(f'rasterize_fused: means2d, conics, colors, opacities must share float32 or float64, '
@@ -515,7 +515,7 @@ class _RasterizeFused(torch.autograd.Function):
 def rasterize_fused(means2d: Tensor, conics: Tensor, colors: Tensor, opacities: Tensor, depths: Tensor,
                     radii: Tensor, width: int, height: int, background: Optional[Tensor] = None,
                     tile_size: int = TILE_SIZE) -> Tuple[Tensor, Tensor]:
-    """Fused CPU rasteriser: same arguments and result as :func:`~.rasterize.rasterize_dense`.
+    """Fused CPU rasteriser: same arguments and result as :func:`~._torch_impl.rasterize_dense`.
 
     Args:
         means2d [B, N, 2], conics [B, N, 3], colors [B, N, D], opacities [B, N] (one dtype, float32
@@ -526,4 +526,4 @@ def rasterize_fused(means2d: Tensor, conics: Tensor, colors: Tensor, opacities: 
         image [B, H, W, D], accumulated alpha [B, H, W, 1] (``1 - T_final``, as gsplat).
     """
     img, acc = _RasterizeFused.apply(means2d, conics, colors, opacities, depths, radii, width, height, tile_size)
-    return _add_background(img, acc, background), acc
+    return add_background(img, acc, background), acc

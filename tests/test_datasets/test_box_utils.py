@@ -4,7 +4,8 @@ import os.path as osp
 import numpy as np
 import pytest
 
-from gsclip_mm.datasets.utils import load_infos, load_points, points_in_rboxes
+from gsclip_mm.datasets.utils import load_infos, load_points
+from gsclip_mm.structures.boxes import points_in_rboxes
 
 SAMPLE = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'data', 'sunrgbd_sample')
 

@@ -6,7 +6,7 @@ import mmcv
 import numpy as np
 import pytest
 
-from gsclip_mm.datasets.utils import points_in_rboxes
+from gsclip_mm.structures.boxes import points_in_rboxes
 
 # The real scene shipped with the tests (tests/data/sunrgbd_sample).
 SAMPLE = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'data', 'sunrgbd_sample')

@@ -5,7 +5,7 @@ import pickle
 import numpy as np
 import pytest
 
-from gsclip_mm.datasets.utils import points_in_rboxes
+from gsclip_mm.structures.boxes import points_in_rboxes
 from gsclip_mm.gaussians import FitInputError, FitSettings, cut_object, fit_batch, prepare_scene_fit_input
 from gsclip_mm.gaussians.fitting import subsample_points
 from gsclip_mm.structures import GS_OPACITY, GS_XYZ

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from gsclip_mm.models.losses import info_nce
-from gsclip_mm.models.utils import clip_preprocess_cfg
+from gsclip_mm.clip import clip_preprocess_cfg
 from gsclip_mm.registry import MODELS
 from gsclip_mm.structures import GSCLIPDataSample
 from gsclip_mm.utils import readable_class_name

@@ -8,7 +8,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from gsclip_mm.datasets.categories import SUNRGBD37_CLASSES, SUNRGBD_TABLE1_ORDER
+from gsclip_mm.structures.categories import SUNRGBD37_CLASSES, SUNRGBD_TABLE1_ORDER
 from gsclip_mm.registry import MODELS, TRANSFORMS
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

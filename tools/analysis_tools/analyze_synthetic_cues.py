@@ -22,7 +22,8 @@ import torch
 
 from gsclip_mm.datasets.sunrgbd_object import split_units
 from gsclip_mm.datasets.synthetic import TEST_CLASSES as CLASSES
-from gsclip_mm.datasets.utils import load_infos, points_in_rboxes
+from gsclip_mm.datasets.utils import load_infos
+from gsclip_mm.structures.boxes import points_in_rboxes
 
 
 def object_features(pts: np.ndarray, b: np.ndarray) -> Dict[str, np.ndarray]:

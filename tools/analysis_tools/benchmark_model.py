@@ -30,7 +30,7 @@ from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 
 from gsclip_mm.models.backbones.pointnet2_gaf import DEFAULT_SA_CFG
-from gsclip_mm.models.ops import ball_query, furthest_point_sample, knn, mmcv_ops_available
+from gsclip_mm.ops import ball_query, furthest_point_sample, knn, mmcv_ops_available
 from gsclip_mm.registry import MODELS
 from gsclip_mm.structures import GSCLIPDataSample
 from gsclip_mm.structures import GS_DIM, GS_FEATURES

@@ -23,7 +23,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import torch
 
-from gsclip_mm.datasets.categories import resolve_classes
+from gsclip_mm.structures.categories import resolve_classes
 from gsclip_mm.evaluation.metrics.zero_shot import select_subset
 from gsclip_mm.structures import top1_labels
 from gsclip_mm.utils import readable_class_name

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from mmengine.config import DictAction
 
-from gsclip_mm.datasets.categories import resolve_classes
+from gsclip_mm.structures.categories import resolve_classes
 from gsclip_mm.evaluation import ZeroShotAccuracy
 from gsclip_mm.structures import is_unfittable
 from gsclip_mm.utils import readable_class_name

@@ -30,7 +30,7 @@ import sys
 from mmengine.config import Config
 
 import gsclip_mm  # noqa: F401  (allow-lists checkpoint types)
-from gsclip_mm.datasets.categories import resolve_classes
+from gsclip_mm.structures.categories import resolve_classes
 from gsclip_mm.evaluation import ZeroShotAccuracy
 from gsclip_mm.utils import atomic_write
 from gsclip_mm.utils.config_utils import SPLITS, find_fit_step, split_dataset

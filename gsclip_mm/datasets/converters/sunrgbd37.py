@@ -6,7 +6,7 @@ toolbox's own seg37 mapping takes only each class's exact name; ours
 normalises the name, then looks it up in ``sunrgbd37_mapping.json`` (beside
 this file), whose ``rules`` say exactly how (normalisation, synonyms, names
 deliberately left without a class, plural stripping) and whose groups say
-why. The class list itself is :data:`gsclip_mm.datasets.categories.SUNRGBD37_CLASSES`.
+why. The class list itself is :data:`gsclip_mm.structures.categories.SUNRGBD37_CLASSES`.
 """
 import hashlib
 import json
@@ -14,7 +14,7 @@ import os.path as osp
 import re
 from typing import Dict, List, NamedTuple, Optional
 
-from ..categories import SUNRGBD37_CLASSES
+from gsclip_mm.structures.categories import SUNRGBD37_CLASSES
 
 #: The mapping table shipped with the package.
 DEFAULT_MAPPING_FILE = osp.join(osp.dirname(osp.abspath(__file__)), 'sunrgbd37_mapping.json')

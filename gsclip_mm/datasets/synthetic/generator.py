@@ -27,7 +27,7 @@ import scipy.io
 from gsclip_mm.utils import atomic_write
 
 from ..converters.sunrgbd import INPUT_DIR, parse_label_line, subsample_points
-from ..utils import points_in_rboxes
+from gsclip_mm.structures.boxes import points_in_rboxes
 from .objects import TEST_CLASSES
 from .scene import Camera, Placed, box3d, capture, compose, make_camera
 

@@ -13,7 +13,7 @@ from typing import Callable, Dict, List, Tuple
 
 import numpy as np
 
-from ..categories import SUNRGBD37_CLASSES, SUNRGBD_CLASSES
+from gsclip_mm.structures.categories import SUNRGBD37_CLASSES, SUNRGBD_CLASSES
 from .meshes import (CERAMICS, FABRICS, METALS, PAINTS, TEX_FABRIC,
                      TEX_PLAIN, TEX_STRIPES, Material, Part, box, cylinder,
                      ellipsoid, fabric, jitter, pick, rotated, wood)

@@ -18,14 +18,12 @@ import torch
 from mmcv.transforms import BaseTransform
 from mmengine.logging import print_log
 
+from gsclip_mm.clip import (TINY_CLIP_NAME, build_frozen_clip, clip_embed_dims, clip_identity, clip_preprocess_cfg,
+                            encode_images)
 from gsclip_mm.registry import TRANSFORMS
-from .loading import CROP_CONVENTION
 from gsclip_mm.utils import atomic_write
 from .formatting import make_crop_digest
-
-# The embedded default CLIP (gsclip_mm.models.utils.clip_loader.TINY_CLIP_NAME; datasets do not import models
-# at module level, the loader is imported where a CLIP is needed).
-_TINY_CLIP_NAME = 'GSCLIP-Tiny-64'
+from .loading import CROP_CONVENTION
 
 
 def default_cache_root() -> str:
@@ -41,7 +39,7 @@ class CLIPImagePreprocess(BaseTransform):
     Exactly open_clip's own transform: ``open_clip.image_transform_v2(PreprocessCfg(**cfg),
     is_train=False)`` on the crop as a PIL image, where ``cfg`` is what
     ``open_clip.create_model_and_transforms(model_name, pretrained)`` uses
-    for its validation transform (``clip_loader.clip_preprocess_cfg``),
+    for its validation transform (``gsclip_mm.clip.clip_preprocess_cfg``),
     updated by ``preprocess_cfg``. For open_clip's CLIPs: resize the shorter
     side to ``S`` (bicubic, PIL), centre crop ``S x S``, scale to [0, 1] and
     normalise with the CLIP's mean / std.
@@ -58,11 +56,10 @@ class CLIPImagePreprocess(BaseTransform):
             (``size``, ``mean``, ``std``, ``interpolation``, ``resize_mode``, ``fill_color``).
     """
 
-    def __init__(self, model_name: str = _TINY_CLIP_NAME, pretrained: Optional[str] = None,
+    def __init__(self, model_name: str = TINY_CLIP_NAME, pretrained: Optional[str] = None,
                  preprocess_cfg: Optional[dict] = None) -> None:
         from open_clip.transform import PreprocessCfg, image_transform_v2, merge_preprocess_dict
 
-        from gsclip_mm.models.utils.clip_loader import clip_preprocess_cfg
         cfg = clip_preprocess_cfg(model_name, pretrained)
         unknown = set(preprocess_cfg or {}) - set(cfg)
         if unknown:
@@ -107,7 +104,7 @@ class CLIPImageEmbeddingCache:
     Args:
         root (str): the cache root (the transform's ``cache_dir``).
         model_name (str): open_clip architecture (the folder's readable prefix).
-        identity (str): ``clip_loader.clip_identity`` of the weights.
+        identity (str): ``gsclip_mm.clip.clip_identity`` of the weights.
         recipe (str): ``CLIPImagePreprocess.recipe``.
         embed_dims (int): ``D``; a file of another shape is ignored (re-encoded).
         untrained (bool): recorded in the manifest.
@@ -181,7 +178,7 @@ class LoadCLIPImageEmbedding(BaseTransform):
     """
 
     def __init__(self,
-                 model_name: str = _TINY_CLIP_NAME,
+                 model_name: str = TINY_CLIP_NAME,
                  pretrained: Optional[str] = None,
                  clip_seed: int = 0,
                  clip_cache_dir: Optional[str] = None,
@@ -189,7 +186,6 @@ class LoadCLIPImageEmbedding(BaseTransform):
                  cache_only: bool = False,
                  preprocess_cfg: Optional[dict] = None,
                  device: str = 'cpu') -> None:
-        from gsclip_mm.models.utils.clip_loader import clip_embed_dims, clip_identity
         if cache_dir is True:
             raise ValueError('cache_dir must be a folder, None (the default root) or False (no disk cache)')
         if cache_only and cache_dir is False:
@@ -214,7 +210,6 @@ class LoadCLIPImageEmbedding(BaseTransform):
     def clip(self) -> torch.nn.Module:
         """The frozen open_clip model on :attr:`device`, built on first use."""
         if self._clip is None:
-            from gsclip_mm.models.utils.clip_loader import build_frozen_clip
             self._clip = build_frozen_clip(self.model_name, self.pretrained, self.clip_seed,
                                            self.clip_cache_dir).to(self.device)
         return self._clip
@@ -241,7 +236,6 @@ class LoadCLIPImageEmbedding(BaseTransform):
 
     def encode(self, clip_imgs: torch.Tensor) -> np.ndarray:
         """``[B, 3, S, S]`` preprocessed crops -> float32 ``[B, D]`` unit vectors (the frozen image tower)."""
-        from gsclip_mm.models.utils.clip_loader import encode_images
         return encode_images(self.clip, clip_imgs.to(self.device)).cpu().numpy()
 
     def transform(self, results: dict) -> dict:

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from mmcv.transforms import BaseTransform
 
-from gsclip_mm.models.ops import furthest_point_sample
+from gsclip_mm.ops import furthest_point_sample
 from gsclip_mm.registry import TRANSFORMS
 from gsclip_mm.structures import GS_DIM, GS_QUAT, GS_SCALE, GS_XYZ
 
@@ -43,7 +43,7 @@ class SampleGaussians(BaseTransform):
     Args:
         num_points (int): rows to keep.
         method (str): ``'fps'`` (deterministic, starts at row 0; ties go to
-            the lower row; :func:`gsclip_mm.models.ops.furthest_point_sample`
+            the lower row; :func:`gsclip_mm.ops.furthest_point_sample`
             in float64) or ``'random'``.
         key (str): the results key to sample.
     """

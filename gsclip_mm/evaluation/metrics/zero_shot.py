@@ -15,7 +15,7 @@ import torch
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
-from gsclip_mm.datasets.categories import resolve_classes
+from gsclip_mm.structures.categories import resolve_classes
 from gsclip_mm.registry import METRICS
 from gsclip_mm.structures.data_sample import NO_PREDICTION, top1_labels  # noqa: F401  (the shared rule)
 from gsclip_mm.utils import readable_class_name
@@ -104,7 +104,7 @@ class ZeroShotAccuracy(BaseMetric):
 
     Args:
         classes (str | Sequence[str] | None): the class subset, or a
-            vocabulary name of :mod:`gsclip_mm.datasets.categories` such as
+            vocabulary name of :mod:`gsclip_mm.structures.categories` such as
             ``'sunrgbd10'`` (default: the whole vocabulary of the predictions).
         topk (Sequence[int]): accuracies reported as ``top{k}_acc``; k is
             capped at the number of classes. Default (1, 5).

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 
 from gsclip_mm.registry import MODELS
-from ..utils.clip_loader import TINY_CLIP_NAME, build_frozen_clip, clip_embed_dims
+from gsclip_mm.clip import TINY_CLIP_NAME, build_frozen_clip, clip_embed_dims
 
 AGGREGATES = ('mean', 'none')
 

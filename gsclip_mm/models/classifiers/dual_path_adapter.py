@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 
-from gsclip_mm.datasets.categories import resolve_classes
+from gsclip_mm.structures.categories import resolve_classes
 from gsclip_mm.registry import MODELS
 from gsclip_mm.structures import is_unfittable
 from gsclip_mm.utils import readable_class_name

@@ -24,10 +24,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
 
-from gsclip_mm.datasets.categories import resolve_classes
+from gsclip_mm.structures.categories import resolve_classes
 from gsclip_mm.registry import MODELS
 from gsclip_mm.utils import readable_class_name
-from ..utils.clip_loader import TINY_CLIP_NAME, build_frozen_clip, clip_embed_dims, clip_identity, encode_images
+from gsclip_mm.clip import TINY_CLIP_NAME, build_frozen_clip, clip_embed_dims, clip_identity, encode_images
 from ..utils.retrieval import retrieval_ranks, topk_retrieval
 
 # Prompt templates in the spirit of CLIP / CLIP^2's point-cloud prompts.
@@ -55,7 +55,7 @@ class FrozenCLIPHead(BaseModule):
             text embedding is the L2-normalised mean of its templates' embeddings.
         eval_classes (str | Sequence[str]): the zero-shot vocabulary of
             ``predict``: raw names, or a vocabulary name of
-            :mod:`gsclip_mm.datasets.categories` (default ``'sunrgbd10'``, the
+            :mod:`gsclip_mm.structures.categories` (default ``'sunrgbd10'``, the
             paper's 10 SUN RGB-D classes in its Table 1 order; ``'sunrgbd37'``).
         loss (dict | None): the contrastive loss, default ``dict(type='InfoNCELoss')``
             (symmetric, same-class / same-crop pairs masked).
@@ -129,7 +129,7 @@ class FrozenCLIPHead(BaseModule):
 
     @property
     def clip_identity(self) -> str:
-        """Name, weights and seed of the CLIP (``clip_loader.clip_identity``, taken when it was loaded)."""
+        """Name, weights and seed of the CLIP (``gsclip_mm.clip.clip_identity``, taken when it was loaded)."""
         return self._clip_identity
 
     @property

@@ -4,7 +4,7 @@ from typing import Optional, Tuple
 import torch
 from torch import nn
 
-from ..ops import furthest_point_sample, gather_points, group_points, knn
+from gsclip_mm.ops import furthest_point_sample, gather_points, group_points, knn
 from .shared_mlp import SharedMLP
 
 

@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
-from ...ops import gather_points, knn
+from gsclip_mm.ops import gather_points, knn
 from ..shared_mlp import SharedMLP
 
 

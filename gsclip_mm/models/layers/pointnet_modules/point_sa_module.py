@@ -10,7 +10,7 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from ...ops import ball_query, furthest_point_sample, gather_points, group_points
+from gsclip_mm.ops import ball_query, furthest_point_sample, gather_points, group_points
 from ..shared_mlp import SharedMLP
 
 

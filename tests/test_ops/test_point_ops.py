@@ -3,14 +3,14 @@ against their slow references over several batch shapes."""
 import pytest
 import torch
 
-from gsclip_mm.models.ops import (ball_query, furthest_point_sample, gather_points, group_points, grouping_operation,
-                                  knn, mmcv_ops_available, square_distance)
-from gsclip_mm.models.ops import distance as distance_module
-from gsclip_mm.models.ops._mmcv import use_mmcv
-from gsclip_mm.models.ops.ball_query import _ball_query_reference
-from gsclip_mm.models.ops.furthest_point_sample import _furthest_point_sample_reference
-from gsclip_mm.models.ops.group_points import _grouping_operation_reference
-from gsclip_mm.models.ops.knn import _knn_reference
+from gsclip_mm.ops import (ball_query, furthest_point_sample, gather_points, group_points, grouping_operation, knn,
+                           mmcv_ops_available, square_distance)
+from gsclip_mm.ops import distance as distance_module
+from gsclip_mm.ops._mmcv import use_mmcv
+from gsclip_mm.ops.ball_query import _ball_query_reference
+from gsclip_mm.ops.furthest_point_sample import _furthest_point_sample_reference
+from gsclip_mm.ops.group_points import _grouping_operation_reference
+from gsclip_mm.ops.knn import _knn_reference
 
 SHAPES = [(1, 17), (3, 64), (2, 150)]  # (B, N)
 
@@ -197,8 +197,8 @@ def test_cuda_uses_mmcv_when_present():
 def test_knn_k_d_tree_path_equals_brute_force():
     """Large CPU clouds use scipy's k-d tree: the same neighbour distances as the brute-force blocks."""
     import importlib
-    knn_mod = importlib.import_module("gsclip_mm.models.ops.knn")
-    from gsclip_mm.models.ops.distance import square_distance
+    knn_mod = importlib.import_module("gsclip_mm.ops.knn")
+    from gsclip_mm.ops.distance import square_distance
     xyz = torch.rand(2, 3000, 3, generator=torch.Generator().manual_seed(0))
     centres = xyz[:, :500]
     brute = knn_mod.knn(5, xyz, centres)  # 1.5 M pairs: below TREE_PAIRS

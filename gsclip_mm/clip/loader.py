@@ -12,7 +12,7 @@ pipeline's image-embedding step and ``tools/extract_image_embeddings.py``
 * :func:`build_frozen_clip`: the open_clip model, frozen, in eval mode.
 
 The embedded default ``GSCLIP-Tiny-64`` is a small open_clip ViT whose config
-ships with the package (``models/heads/clip_configs``); with
+ships with the package (``clip/model_configs``); with
 ``pretrained=None`` its weights are random and seeded.
 """
 import os
@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 # The embedded default: a small open_clip ViT shipped with the package (random weights, seeded).
 TINY_CLIP_NAME = 'GSCLIP-Tiny-64'
-_CLIP_CONFIG_DIR = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'heads', 'clip_configs')
+_CLIP_CONFIG_DIR = osp.join(osp.dirname(osp.abspath(__file__)), 'model_configs')
 # open_clip's default Hugging Face file names (open_clip.constants).
 _HF_WEIGHT_FILES = ('open_clip_model.safetensors', 'open_clip_pytorch_model.bin')
 
