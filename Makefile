@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 DEMO_DIR ?= work_dirs/demo
 DEMO_CFG := configs/gsclip/gsclip_pointnet2-tiny-gaf_1xb32-cosine-20e_synthetic.py
 
-.PHONY: install demo test clean
+.PHONY: install demo test lint clean
 
 install: $(STAMP)
 
@@ -19,11 +19,15 @@ $(STAMP): requirements.txt setup.cfg setup.py
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-# The whole suite with one torch thread, then the numerically sensitive tests (marker `numerics`) again
-# with two: thread count changes how kernels split their sums, and so their round-off.
-test: $(STAMP)
+# Lint first (setup.cfg's [flake8], 120 columns), then the whole suite with one torch thread, then the
+# numerically sensitive tests (marker `numerics`) again with two: thread count changes how kernels split
+# their sums, and so their round-off.
+test: lint
 	$(PY) -m pytest -q tests
 	GSCLIP_TEST_THREADS=2 OMP_NUM_THREADS=2 $(PY) -m pytest -q -m numerics tests
+
+lint: $(STAMP)
+	$(PY) -m flake8 gsclip_mm tools configs tests
 
 demo: $(STAMP)
 	$(PY) tools/demo.py --work-dir $(DEMO_DIR)

@@ -158,8 +158,8 @@ def test_dataset_reads_the_37_classes_from_the_infos(converted):
     ds10 = DATASETS.build(dict(type='SUNRGBDObjectDataset', data_root=out, ann_file='sunrgbd_infos_trainval.pkl',
                                min_points=1, metainfo=dict(classes=SUNRGBD_CLASSES)))
     labels = sorted(ds10.get_data_info(i)['gt_label'] for i in range(len(ds10)))
-    assert labels == [SUNRGBD_CLASSES.index(c) for c in ('bed', 'bed', 'dresser', 'dresser', 'night_stand',
-                                                        'night_stand')]
+    expected = ('bed', 'bed', 'dresser', 'dresser', 'night_stand', 'night_stand')
+    assert labels == [SUNRGBD_CLASSES.index(c) for c in expected]
 
 
 @needs_raw
@@ -241,9 +241,9 @@ def mtimes(out, sub):
 
 def test_bad_inputs_are_counted_and_named(tmp_path):
     root = str(tmp_path / 'raw')
-    make_scene(root, 1, depth='nan_rows', labels=[label_line('chair'), 'table 1 2 3', 'desk 1 2 3 4 x 0 0 1 1 1 1 0',
-                         label_line('sofa', cx='nan'), label_line('fire_extinguiser'), label_line('ottoman'),
-                         '', label_line('coffee table')])
+    labels = [label_line('chair'), 'table 1 2 3', 'desk 1 2 3 4 x 0 0 1 1 1 1 0', label_line('sofa', cx='nan'),
+              label_line('fire_extinguiser'), label_line('ottoman'), '', label_line('coffee table')]
+    make_scene(root, 1, depth='nan_rows', labels=labels)
     make_scene(root, 2, [label_line('chair')], depth=None)  # no depth file
     make_scene(root, 3, [label_line('chair')], image=False, calib=None)
     make_scene(root, 4, [label_line('chair')], depth='no_instance')

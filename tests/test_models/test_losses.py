@@ -42,12 +42,12 @@ def test_three_vectors_by_hand_with_same_group_mask():
     rows_m = [ce([1, 0], 0), ce([0, 1], 0), ce([s, s, s], 2)]
     cols_m = [ce([1, s], 0), ce([0, s], 0), ce([0, 1, s], 2)]
     groups = torch.tensor([0, 0, 1])
-    assert loss(a, b, torch.tensor(1.0), groups).item() == pytest.approx(0.5 * (sum(rows_m) + sum(cols_m)) / 3,
-                                                                          rel=1e-6)
+    expected = 0.5 * (sum(rows_m) + sum(cols_m)) / 3
+    assert loss(a, b, torch.tensor(1.0), groups).item() == pytest.approx(expected, rel=1e-6)
     # mask_same_group=False ignores the groups: CLIP's plain loss
     plain = MODELS.build(dict(type='InfoNCELoss', mask_same_group=False))
-    assert plain(a, b, torch.tensor(1.0), groups).item() == pytest.approx(0.5 * (sum(rows) + sum(cols)) / 3,
-                                                                           rel=1e-6)
+    expected = 0.5 * (sum(rows) + sum(cols)) / 3
+    assert plain(a, b, torch.tensor(1.0), groups).item() == pytest.approx(expected, rel=1e-6)
 
 
 @pytest.mark.parametrize('groups', [None, torch.arange(6)], ids=['no-groups', 'distinct-groups'])

@@ -227,7 +227,8 @@ def main_scene(args) -> list:
                          steps=args.scene_steps, scale=args.scene_scale, backend=be, threads=args.threads,
                          tuning=not args.no_tuning)) for be in args.backend]
         for r in rows:
-            print(f'{r["backend"]:6s} scene fit: {r["points"]} Gaussians, {r["width"]}x{r["height"]}, {r["steps"]} steps, '
+            print(f'{r["backend"]:6s} scene fit: {r["points"]} Gaussians, {r["width"]}x{r["height"]}, '
+                  f'{r["steps"]} steps, '
                   f'threads={r["threads"]}: fit {r["fit_s"]:.1f} s ({r["ms_per_step"]:.0f} ms/step), preparation + '
                   f'warm-up {r["prep_s"]:.1f} s; PSNR {r["psnr"]:.2f} dB; pruned {r["pruned"]}, kept {r["kept"]}; '
                   f'peak RSS {r["peak_rss_mb"]:.0f} MiB')

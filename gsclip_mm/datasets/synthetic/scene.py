@@ -245,10 +245,8 @@ class Room:
         rng = self.rng
         hx, hy, hyaw = host.pose
         for _ in range(tries):
-            lx = rng.uniform(hb[0, 0] - b[0, 0], max(hb[0, 0] - b[0, 0],
-                                                    hb[1, 0] - b[1, 0]))
-            ly = rng.uniform(hb[0, 1] - b[0, 1], max(hb[0, 1] - b[0, 1],
-                                                    hb[1, 1] - b[1, 1]))
+            lx = rng.uniform(hb[0, 0] - b[0, 0], max(hb[0, 0] - b[0, 0], hb[1, 0] - b[1, 0]))
+            ly = rng.uniform(hb[0, 1] - b[0, 1], max(hb[0, 1] - b[0, 1], hb[1, 1] - b[1, 1]))
             xy = _rot2(hyaw) @ (lx, ly) + (hx, hy)
             yaw = hyaw + rng.uniform(-0.3, 0.3)
             fp = _footprint(b, xy[0], xy[1], yaw)

@@ -95,7 +95,7 @@ class LoadObjectImage(BaseTransform):
         img = self._read(path)  # [H, W, 3]
         if 'img_shape' in results and tuple(results['img_shape']) != img.shape[:2]:
             raise ObjectError(f'{path} is {img.shape[0]}x{img.shape[1]} (h x w) but its info says '
-                             f'{tuple(results["img_shape"])}: boxes and depth2img would not match it')
+                              f'{tuple(results["img_shape"])}: boxes and depth2img would not match it')
         bbox = np.asarray(results['bbox'], dtype=np.float32)  # [4]
         h, w = img.shape[:2]
         if not (min(bbox[2], w) > max(bbox[0], 0) and min(bbox[3], h) > max(bbox[1], 0)):
