@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= work_dirs/demo
-DEMO_CFG := configs/gsclip/gsclip_pointnet2-tiny-gaf_1xb32-cosine-20e_synthetic.py
+DEMO_CFG := configs/gsclip/pointnet2_gaf_synthetic.py
 
 .PHONY: install demo test lint clean
 

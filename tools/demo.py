@@ -22,7 +22,7 @@ import time
 from mmengine.config import Config
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-DEFAULT_CFG = osp.join(ROOT, 'configs', 'gsclip', 'gsclip_pointnet2-tiny-gaf_1xb32-cosine-20e_synthetic.py')
+DEFAULT_CFG = osp.join(ROOT, 'configs', 'gsclip', 'pointnet2_gaf_synthetic.py')
 # The stages' tools, relative to ROOT (run as commands: no tool imports another).
 GENERATE, FIT, TRAIN, TEST = ('tools/dataset_converters/make_synthetic_sunrgbd.py', 'tools/fit_gaussians.py',
                               'tools/train.py', 'tools/test.py')

@@ -5,7 +5,7 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=10),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    # Keep the last 3 epoch checkpoints and the best by mean class accuracy.
+    # Keep the last 3 epoch checkpoints and the best by overall (per-object) accuracy, the paper's Avg.
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3,
                     save_best='zero_shot/overall_acc', rule='greater'),
     sampler_seed=dict(type='DistSamplerSeedHook'),

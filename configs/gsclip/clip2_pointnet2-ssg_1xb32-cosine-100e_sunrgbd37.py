@@ -1,18 +1,7 @@
-# The CLIP^2-style baseline of Table 1: the same PointNet++ on the scanned points' positions and colours (no
-# Gaussian fitting), no GAF, the same data balance, retrained on the same data (paper, 5.2).
-_base_ = ['./gsclip_pointnet2-ssg-gaf_1xb32-cosine-100e_sunrgbd37.py']
+# The CLIP^2-style baseline of Table 1 on SUN RGB-D: the same PointNet++ on the scanned points' positions and
+# colours (no Gaussian fitting), no GAF, the same data balance (gsclip_mm/utils/config_variants.py).
+_base_ = ['./pointnet2_gaf_sunrgbd.py']
+from gsclip_mm.utils.config_variants import clip2_baseline  # noqa: E402
 
-model = dict(backbone=dict(in_features=('xyz', 'rgb'), with_gaf=False))
-# Raw points lifted to the [N, 14] layout without fitting (rgb = scan colour): the pipelines with the fitting
-# step replaced. Sample the scanned points first: the kNN scale init is O(N^2).
-_points = [dict(type='SampleGaussians', key='points', num_points=_base_.num_points, method='fps'),
-           dict(type='PointsToGaussians')]
-train_pipeline = [s for t in _base_.train_pipeline for s in
-                  (_points if t['type'] == 'FitGaussians' else [] if t['type'] == 'SampleGaussians' else [t])]
-test_pipeline = [s for t in _base_.test_pipeline for s in
-                 (_points if t['type'] == 'FitGaussians' else [] if t['type'] == 'SampleGaussians' else [t])]
-train_dataloader = dict(dataset=dict(dataset=dict(pipeline=train_pipeline)))
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
-test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
-val_evaluator = [dict(m, method_name='CLIP^2 (PointNet++)') for m in _base_.val_evaluator]
-test_evaluator = val_evaluator
+(model, train_pipeline, test_pipeline, train_dataloader, val_dataloader, test_dataloader, val_evaluator,
+ test_evaluator) = clip2_baseline(_base_.num_points, _base_.train_pipeline, _base_.test_pipeline, _base_.val_evaluator)

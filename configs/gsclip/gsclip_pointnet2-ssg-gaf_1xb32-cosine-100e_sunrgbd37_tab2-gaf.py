@@ -1,15 +1,7 @@
-# Table 2, row 2 in the other reading: GAF only (no data balance, no image loss).
-# Our copy of the paper lost the column positions of Table 2's single check marks: rows 1 and 2 each have one.
-# We read row 1 (63.4) as data balance only and row 2 (55.8) as image loss only, from the text ("without data
-# balance or Image-3D loss shows poor performance"); the other reading of row 2, GAF only, is the _tab2-gaf
-# config. A row without the image loss keeps the text weight at 0.5 (eq. 10 with its image term dropped).
-_base_ = ['./gsclip_pointnet2-ssg-gaf_1xb32-cosine-100e_sunrgbd37.py']
+# Table 2, row 2 in the other reading: GAF only (no data balance, no image loss), on SUN RGB-D.
+# The rows, and how we read Table 2: gsclip_mm/utils/config_variants.py.
+_base_ = ['./pointnet2_gaf_sunrgbd.py']
+from gsclip_mm.utils.config_variants import table2_row  # noqa: E402
 
-model = dict(backbone=dict(with_gaf=True), head=dict(loss_img_weight=0.0))
-# No image loss: the training batches need no CLIP image embeddings.
-train_pipeline = [t for t in _base_.train_pipeline if t['type'] != 'LoadCLIPImageEmbedding']
-# No data balance: the plain dataset instead of MMEngine's ClassBalancedDataset wrapper.
-train_dataloader = dict(dataset=dict(_base_.train_dataloader.dataset.dataset, pipeline=train_pipeline,
-                                     _delete_=True))
-val_evaluator = [dict(m, method_name='GS-CLIP (GAF)') for m in _base_.val_evaluator]
-test_evaluator = val_evaluator
+model, train_pipeline, train_dataloader, val_evaluator, test_evaluator = table2_row(
+    'gaf', _base_.train_pipeline, _base_.train_dataloader, _base_.val_evaluator)

@@ -25,7 +25,7 @@ model = dict(
     # already put each object in the unit sphere).
     data_preprocessor=dict(type='ClsDataPreprocessor'),
     backbone=dict(
-        type='gsclip_mm.PointNet2GAF',
+        type='gsclip_mm.PointNet2GAFCls',  # PointNet2GAF returning a tuple of stages, as mmpretrain's backbones do
         in_features=('xyz', 'rgb', 'opacity', 'scale', 'rot'),
         sa_cfg=dict(  # the CPU-sized PointNet++ of the synthetic GS-CLIP configs
             num_points=(256, 64, None),
@@ -35,7 +35,6 @@ model = dict(
         with_gaf=True,
         embed_dims=128,
         with_size=False,
-        out_type='mmpretrain',  # a tuple of stages, as mmpretrain's backbones return
         out_indices=(-1, ),  # the 128-d embedding GS-CLIP aligned with CLIP: what LinearClsHead reads
         init_cfg=dict(type='Pretrained', checkpoint=gsclip_checkpoint, prefix='backbone.')),
     head=dict(

@@ -1,10 +1,14 @@
-"""PointNet2GAF's output conventions (``out_type``): ours (default), mmpretrain's tuple of stages, and
-mmdetection3d's ``PointNet2SASSG`` dict with feature propagation (``PointFPModule``), checked against what
-those consumers read; the feature-propagation interpolation against a hand-worked answer and a slow reference."""
+"""PointNet2GAF's output conventions: the core's dict, and its registered adapters, PointNet2GAFCls
+(mmpretrain's tuple of stages) and PointNet2GAFDet3D (mmdetection3d's ``PointNet2SASSG`` dict with feature
+propagation, ``PointFPModule``), checked against the core's outputs for the same weights and against what those
+consumers read; the adapters keep the core's state_dict keys; the deprecated ``out_type`` builds them; the
+feature-propagation interpolation against a hand-worked answer and a slow reference."""
+import textwrap
+
 import pytest
 import torch
 
-from gsclip_mm.models.backbones import PointNet2GAF
+from gsclip_mm.models.backbones import PointNet2GAF, PointNet2GAFCls, PointNet2GAFDet3D
 from gsclip_mm.models.layers.pointnet_modules import PointFPModule, build_fp_modules, three_interpolate_nearest
 from gsclip_mm.models.layers.pointnet_modules.point_fp_module import _three_interpolate_reference
 from gsclip_mm.registry import MODELS
@@ -18,12 +22,34 @@ SASSG = dict(num_points=(32, 16, 8), radii=(0.4, 0.6, 0.8), num_samples=(8, 8, 8
 WITH_GROUP_ALL = dict(num_points=(32, 8, None), radii=(0.4, 0.8, None), num_samples=(8, 8, None),
                       mlp_channels=((8, 16), (16, 32), (32, 40)))
 GAF = dict(num_groups=8, group_size=8, embed_dims=16, depth=1, num_heads=2)
+FP = ((24, 24), (20, ))
+# The fp_modules entries of the state_dict with sa_cfg=SASSG and fp_channels=FP, in order, recorded from
+# PointNet2GAF(out_type='mmdet3d') before the output conventions became adapter classes.
+FP_STATE_KEYS = """
+    fp_modules.0.mlp.layers.0.weight [24, 56]
+    fp_modules.0.mlp.layers.1.weight [24]
+    fp_modules.0.mlp.layers.1.bias [24]
+    fp_modules.0.mlp.layers.1.running_mean [24]
+    fp_modules.0.mlp.layers.1.running_var [24]
+    fp_modules.0.mlp.layers.1.num_batches_tracked []
+    fp_modules.0.mlp.layers.3.weight [24, 24]
+    fp_modules.0.mlp.layers.4.weight [24]
+    fp_modules.0.mlp.layers.4.bias [24]
+    fp_modules.0.mlp.layers.4.running_mean [24]
+    fp_modules.0.mlp.layers.4.running_var [24]
+    fp_modules.0.mlp.layers.4.num_batches_tracked []
+    fp_modules.1.mlp.layers.0.weight [20, 40]
+    fp_modules.1.mlp.layers.1.weight [20]
+    fp_modules.1.mlp.layers.1.bias [20]
+    fp_modules.1.mlp.layers.1.running_mean [20]
+    fp_modules.1.mlp.layers.1.running_var [20]
+    fp_modules.1.mlp.layers.1.num_batches_tracked []
+"""
 
 
-def _build(**kwargs):
+def _build(type='PointNet2GAF', **kwargs):
     torch.manual_seed(0)
-    return MODELS.build(dict(dict(type='PointNet2GAF', sa_cfg=WITH_GROUP_ALL, gaf_cfg=GAF, embed_dims=24),
-                             **kwargs)).eval()
+    return MODELS.build(dict(dict(type=type, sa_cfg=WITH_GROUP_ALL, gaf_cfg=GAF, embed_dims=24), **kwargs)).eval()
 
 
 def _points(channels=GS_DIM, seed=0):
@@ -33,27 +59,80 @@ def _points(channels=GS_DIM, seed=0):
     return x
 
 
-def _same_weights(model, **kwargs):
-    """A backbone with ``kwargs`` changed and ``model``'s weights (strict: the same state_dict keys)."""
-    other = _build(**kwargs)
+def _same_weights(model, type, **kwargs):
+    """A ``type`` backbone with ``kwargs`` changed and ``model``'s weights (strict: the same state_dict keys)."""
+    other = _build(type, **kwargs)
     other.load_state_dict(model.state_dict())
     return other
 
 
+def _listing(model):
+    return [f'{k} {list(v.shape)}' for k, v in model.state_dict().items()]
+
+
 # ----------------------------------------------------------------------------------------------- ours
-def test_default_output_is_gsclip_dict():
+def test_core_output_is_one_dict():
     model = _build()
-    assert model.out_type == 'gsclip'
+    assert type(model) is PointNet2GAF and not hasattr(model, 'fp_modules')
     with torch.no_grad():
         out = model(_points())
     assert sorted(out) == ['embedding', 'global_feat', 'sa_features', 'sa_xyz']
     assert len(out['sa_xyz']) == len(out['sa_features']) == 3  # the levels only, no input entry
+    assert [tuple(t.shape) for t in out['sa_features']] == [(B, 16, 32), (B, 32, 8), (B, 40, 1)]
+
+
+# ------------------------------------------------------------------------------------ adapters: the state_dict
+@pytest.mark.parametrize('sa_cfg', [WITH_GROUP_ALL, SASSG])
+@pytest.mark.parametrize('type,kwargs', [
+    ('PointNet2GAFCls', {}), ('PointNet2GAFCls', dict(out_indices=(0, 1, 2, 3))),
+    ('PointNet2GAFCls', dict(out_indices=(1, ))), ('PointNet2GAFDet3D', {})])
+def test_adapters_have_the_core_state_dict_keys(sa_cfg, type, kwargs):
+    """The same keys and shapes, in the same order: a checkpoint of one loads strictly into the others."""
+    assert _listing(_build(type, sa_cfg=sa_cfg, **kwargs)) == _listing(_build(sa_cfg=sa_cfg))
+
+
+@pytest.mark.parametrize('in_channels', [None, 3])
+def test_det3d_adds_only_the_feature_propagation_keys_of_before(in_channels):
+    det = _build('PointNet2GAFDet3D', sa_cfg=SASSG, fp_channels=FP, in_channels=in_channels)
+    core = _build(sa_cfg=SASSG, in_channels=in_channels)
+    # Two FP levels stop at SA level 0, so their widths do not depend on the input features.
+    fp_keys = textwrap.dedent(FP_STATE_KEYS).strip().split('\n')
+    assert len(fp_keys) == 18 and _listing(det) == _listing(core) + fp_keys
+
+
+@pytest.mark.parametrize('out_type,cls,kwargs', [
+    ('gsclip', PointNet2GAF, {}), ('mmpretrain', PointNet2GAFCls, dict(out_indices=(-1, 0))),
+    ('mmpretrain', PointNet2GAFCls, dict(out_indices=None)), ('mmdet3d', PointNet2GAFDet3D, dict(fp_channels=FP))])
+def test_deprecated_out_type_builds_the_adapter(out_type, cls, kwargs):
+    """The config names users were given keep working: ``type='PointNet2GAF', out_type=...`` builds the adapter
+    (with a FutureWarning, which users see by default), with the same state_dict and outputs as naming it."""
+    with pytest.deprecated_call(match=f"use type='{cls.__name__}'"):
+        old = _build(sa_cfg=SASSG, out_type=out_type, **kwargs)
+    assert type(old) is cls
+    new = _same_weights(old, cls.__name__, sa_cfg=SASSG, **kwargs)
+    assert _listing(new) == _listing(old)
+    x = _points()
+    with torch.no_grad():
+        a, b = old(x), new(x)
+    if isinstance(a, dict):
+        assert list(a) == list(b)
+        a, b = [a[k] for k in a], [b[k] for k in b]
+    torch.testing.assert_close(a, b)
+
+
+def test_deprecated_out_type_is_checked():
+    with pytest.raises(ValueError, match='out_type must be one of'):
+        _build(out_type='mmdet')
+    with pytest.raises(ValueError, match='builds PointNet2GAFDet3D, not a PointNet2GAFCls'):
+        _build('PointNet2GAFCls', out_type='mmdet3d')
+    with pytest.deprecated_call():  # the adapter's own convention: accepted, and redundant
+        assert type(_build('PointNet2GAFCls', out_type='mmpretrain')) is PointNet2GAFCls
 
 
 # --------------------------------------------------------------------------------------------- mmpretrain
 def test_mmpretrain_default_is_the_embedding_as_a_one_tuple():
     model = _build()
-    pre = _same_weights(model, out_type='mmpretrain')
+    pre = _same_weights(model, 'PointNet2GAFCls')
     x = _points()
     with torch.no_grad():
         ours, stages = model(x), pre(x)
@@ -61,22 +140,25 @@ def test_mmpretrain_default_is_the_embedding_as_a_one_tuple():
     torch.testing.assert_close(stages[-1], ours['embedding'])  # what LinearClsHead.pre_logits takes
 
 
-def test_mmpretrain_out_indices_pick_level_maps_in_stage_order():
+@pytest.mark.parametrize('out_indices,normalised', [((-1, 0, 2), (0, 2, 3)), ((0, 1, 2, 3), (0, 1, 2, 3)),
+                                                    ((-2, ), (2, ))])
+def test_mmpretrain_out_indices_pick_the_core_outputs_in_stage_order(out_indices, normalised):
     model = _build()
-    pre = _same_weights(model, out_type='mmpretrain', out_indices=(-1, 0, 2))
+    pre = _same_weights(model, 'PointNet2GAFCls', out_indices=out_indices)
     x = _points()
     with torch.no_grad():
         ours, stages = model(x), pre(x)
-    assert pre.out_indices == (0, 2, 3)
-    assert [tuple(s.shape) for s in stages] == [(B, 16, 32), (B, 40, 1), (B, 24)]
-    torch.testing.assert_close(stages[0], ours['sa_features'][0])
-    torch.testing.assert_close(stages[1], ours['sa_features'][2])
-    torch.testing.assert_close(stages[1][..., 0], ours['global_feat'])  # the group-all level pooled
-    torch.testing.assert_close(stages[2], ours['embedding'])
+    assert pre.out_indices == normalised and isinstance(stages, tuple) and len(stages) == len(normalised)
+    core_stages = [*ours['sa_features'], ours['embedding']]
+    assert [tuple(s.shape) for s in core_stages] == [(B, 16, 32), (B, 32, 8), (B, 40, 1), (B, 24)]
+    for stage, i in zip(stages, normalised):
+        torch.testing.assert_close(stage, core_stages[i])
+    if 2 in normalised:
+        torch.testing.assert_close(stages[normalised.index(2)][..., 0], ours['global_feat'])  # group-all, pooled
 
 
 def test_mmpretrain_without_the_embedding_stage_does_not_run_gaf_or_the_head():
-    pre = _build(out_type='mmpretrain', out_indices=(1, ))
+    pre = _build('PointNet2GAFCls', out_indices=(1, ))
     calls = []
     pre.gaf.register_forward_hook(lambda *a: calls.append('gaf'))
     pre.head.register_forward_hook(lambda *a: calls.append('head'))
@@ -85,19 +167,29 @@ def test_mmpretrain_without_the_embedding_stage_does_not_run_gaf_or_the_head():
     assert feat.shape == (B, 32, 8) and calls == []
 
 
+def test_mmpretrain_size_input_reaches_the_embedding():
+    model = _build(with_size=True)
+    pre = _same_weights(model, 'PointNet2GAFCls', with_size=True)
+    x, scale = _points(), torch.tensor([[0.4], [1.6]])
+    with torch.no_grad():
+        torch.testing.assert_close(pre(x, scale)[0], model(x, scale)['embedding'])
+    with pytest.raises(ValueError, match='norm_scale'):
+        pre(x)
+
+
 def test_output_arguments_are_checked():
-    with pytest.raises(ValueError, match='out_type must be one of'):
-        _build(out_type='mmdet')
-    with pytest.raises(ValueError, match="needs out_type='mmpretrain'"):
-        _build(out_indices=(0, ))
     with pytest.raises(ValueError, match='among the 4'):
-        _build(out_type='mmpretrain', out_indices=(4, ))
+        _build('PointNet2GAFCls', out_indices=(4, ))
+    with pytest.raises(ValueError, match='among the 4'):
+        _build('PointNet2GAFCls', out_indices=())
     with pytest.raises(ValueError, match='twice'):
-        _build(out_type='mmpretrain', out_indices=(3, -1))
-    with pytest.raises(ValueError, match="needs out_type='mmdet3d'"):
-        _build(fp_channels=((8, ), ))
+        _build('PointNet2GAFCls', out_indices=(3, -1))
     with pytest.raises(ValueError, match='more than the 3'):
-        _build(out_type='mmdet3d', fp_channels=((8, ), (8, ), (8, ), (8, )))
+        _build('PointNet2GAFDet3D', fp_channels=((8, ), (8, ), (8, ), (8, )))
+    with pytest.raises(TypeError, match='out_indices'):  # the core has one output: no stages to pick
+        _build(out_indices=(0, ))
+    with pytest.raises(TypeError, match='fp_channels'):
+        _build('PointNet2GAFCls', fp_channels=((8, ), ))
 
 
 # ----------------------------------------------------------------------------------------------- mmdet3d
@@ -108,12 +200,11 @@ def test_output_arguments_are_checked():
 #   fp_xyz / fp_features / fp_indices: num_fp + 1 entries, entry 0 the last SA level's, entry j + 1 the output
 #     of FP level j on SA entry num_sa - j - 1's points ([B, M, 3], [B, fp_channels[j][-1], M], [B, M]).
 SASSG_KEYS = ['fp_features', 'fp_indices', 'fp_xyz', 'sa_features', 'sa_indices', 'sa_xyz']
-FP = ((24, 24), (20, ))
 
 
 @pytest.mark.parametrize('in_channels', [3, 6])
 def test_mmdet3d_dict_has_pointnet2_sassg_keys_shapes_and_meaning(in_channels):
-    model = _build(sa_cfg=SASSG, in_channels=in_channels, out_type='mmdet3d', fp_channels=FP)
+    model = _build('PointNet2GAFDet3D', sa_cfg=SASSG, in_channels=in_channels, fp_channels=FP)
     x = _points(in_channels)
     with torch.no_grad():
         out = model(x)
@@ -136,10 +227,27 @@ def test_mmdet3d_dict_has_pointnet2_sassg_keys_shapes_and_meaning(in_channels):
     assert out['fp_features'][0] is out['sa_features'][3]
 
 
+@pytest.mark.parametrize('sa_cfg', [WITH_GROUP_ALL, SASSG])
+def test_mmdet3d_levels_and_embedding_are_the_core_outputs(sa_cfg):
+    """With a GS-CLIP backbone's weights (FP layers are the only parameters it lacks): SA entries 1.. are the
+    core's levels, and global_feat and embedding the core's."""
+    model = _build(sa_cfg=sa_cfg)
+    det = _build('PointNet2GAFDet3D', sa_cfg=sa_cfg, fp_channels=FP)
+    missing, unexpected = det.load_state_dict(model.state_dict(), strict=False)
+    assert unexpected == [] and missing and all(k.startswith('fp_modules.') for k in missing)
+    x = _points()
+    with torch.no_grad():
+        ours, out = model(x), det(x)
+    torch.testing.assert_close(out['sa_xyz'][1:], ours['sa_xyz'])
+    torch.testing.assert_close(out['sa_features'][1:], ours['sa_features'])
+    torch.testing.assert_close(out['global_feat'], ours['global_feat'])
+    torch.testing.assert_close(out['embedding'], ours['embedding'])
+
+
 def test_mmdet3d_seeds_as_votehead_reads_them():
     """mmdetection3d's VoteHead takes its seeds from the last FP entry: positions, features and indices into the
     input points must agree with each other."""
-    model = _build(sa_cfg=SASSG, out_type='mmdet3d', fp_channels=FP)
+    model = _build('PointNet2GAFDet3D', sa_cfg=SASSG, fp_channels=FP)
     x = _points()
     with torch.no_grad():
         out = model(x)
@@ -151,7 +259,7 @@ def test_mmdet3d_seeds_as_votehead_reads_them():
 def test_mmdet3d_fp_level_is_interpolation_then_skip_concat_then_mlp():
     """FP level 0 computed by hand from the SA outputs: interpolate the last level onto the one before,
     concatenate its skip features after, apply the level's shared MLP."""
-    model = _build(sa_cfg=SASSG, out_type='mmdet3d', fp_channels=FP)
+    model = _build('PointNet2GAFDet3D', sa_cfg=SASSG, fp_channels=FP)
     with torch.no_grad():
         out = model(_points())
         interp = three_interpolate_nearest(out['sa_xyz'][2], out['sa_xyz'][3], out['sa_features'][3])  # [B, 32, 16]
@@ -163,7 +271,7 @@ def test_mmdet3d_fp_level_is_interpolation_then_skip_concat_then_mlp():
 def test_mmdet3d_group_all_level_and_propagation_to_the_input_points():
     """Our group-all level: centre the origin, index -1; FP from it gives its one feature to every point
     (mmdetection3d's source=None case); propagation through every level reaches the N input points."""
-    model = _build(out_type='mmdet3d', fp_channels=((24, ), (20, ), (12, )))
+    model = _build('PointNet2GAFDet3D', fp_channels=((24, ), (20, ), (12, )))
     with torch.no_grad():
         out = model(_points())
     assert out['sa_indices'][-1].tolist() == [[-1]] * B and out['sa_xyz'][-1].abs().sum() == 0
@@ -176,23 +284,8 @@ def test_mmdet3d_group_all_level_and_propagation_to_the_input_points():
     torch.testing.assert_close(out['fp_features'][1], expected)
 
 
-def test_mmdet3d_outputs_keep_the_embedding_and_load_a_gsclip_state_dict():
-    """The same weights give the same embedding; a GS-CLIP backbone's state_dict loads, and FP layers are the
-    only parameters it lacks."""
-    model = _build()
-    det = _build(out_type='mmdet3d', fp_channels=FP)
-    missing, unexpected = det.load_state_dict(model.state_dict(), strict=False)
-    assert unexpected == [] and missing and all(k.startswith('fp_modules.') for k in missing)
-    extra = set(det.state_dict()) - set(model.state_dict())
-    assert set(model.state_dict()) < set(det.state_dict()) and all(k.startswith('fp_modules.') for k in extra)
-    x = _points()
-    with torch.no_grad():
-        torch.testing.assert_close(det(x)['embedding'], model(x)['embedding'])
-    assert sorted(_build(out_type='mmdet3d').state_dict()) == sorted(model.state_dict())  # no FP: no new keys
-
-
 def test_mmdet3d_gradients_reach_every_parameter():
-    model = _build(sa_cfg=SASSG, out_type='mmdet3d', fp_channels=FP).train()
+    model = _build('PointNet2GAFDet3D', sa_cfg=SASSG, fp_channels=FP).train()
     out = model(_points())
     (out['fp_features'][-1].square().sum() + out['embedding'].square().sum()).backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
@@ -245,5 +338,6 @@ def test_build_fp_modules_chains_widths_as_pointnet2_sassg():
     assert [(fp.in_channels, fp.out_channels) for fp in levels] == [(24 + 16, 8), (8 + 0, 4)]
 
 
-def test_pointnet2gaf_is_exported():
-    assert PointNet2GAF.__name__ in MODELS.module_dict
+@pytest.mark.parametrize('cls', [PointNet2GAF, PointNet2GAFCls, PointNet2GAFDet3D])
+def test_backbones_are_registered(cls):
+    assert MODELS.get(cls.__name__) is cls and issubclass(cls, PointNet2GAF)

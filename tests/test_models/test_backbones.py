@@ -213,10 +213,13 @@ def _state_listing(model):
     return '\n'.join(f'{k} {list(v.shape)}' for k, v in sorted(model.state_dict().items()))
 
 
-def test_state_dict_layout_is_unchanged():
-    assert _state_listing(MODELS.build(SMALL_STATE_CFG)) == textwrap.dedent(SMALL_STATE_KEYS).strip()
+@pytest.mark.parametrize('backbone', ['PointNet2GAF', 'PointNet2GAFCls', 'PointNet2GAFDet3D'])
+def test_state_dict_layout_is_unchanged(backbone):
+    """The core and its mmpretrain and mmdetection3d adapters (without FP levels) alike."""
+    assert _state_listing(MODELS.build(dict(SMALL_STATE_CFG, type=backbone))) == \
+        textwrap.dedent(SMALL_STATE_KEYS).strip()
     for cfg, count, digest in STATE_DIGESTS:
-        listing = _state_listing(MODELS.build(cfg))
+        listing = _state_listing(MODELS.build(dict(cfg, type=backbone)))
         assert (listing.count('\n') + 1, hashlib.sha256(listing.encode()).hexdigest()) == (count, digest), cfg
 
 

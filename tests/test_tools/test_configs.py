@@ -15,6 +15,8 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs', 'gsclip', '*.py')))
 PAPER = 'gsclip_pointnet2-ssg-gaf_1xb32-cosine-100e_sunrgbd37.py'
 DEMO = 'gsclip_pointnet2-tiny-gaf_1xb32-cosine-20e_synthetic.py'
+# The names users are given (README, tools/demo.py, make demo) beside the OpenMMLab names of metafile.yml.
+USER_NAMES = {'pointnet2_gaf_sunrgbd.py': PAPER, 'pointnet2_gaf_synthetic.py': DEMO}
 MAIN = dict(sunrgbd37=PAPER, synthetic=DEMO)
 
 
@@ -143,7 +145,7 @@ def test_the_image_embeddings_come_from_the_heads_clip(path):
     assert len(steps) == 1 and inner_dataset(cfg).pipeline[-2] == steps[0]  # just before PackGSCLIPInputs
     for key in ('model_name', 'pretrained', 'clip_seed', 'clip_cache_dir'):
         assert steps[0].get(key) == cfg.model.head.get(key) == cfg.clip.get(key), key
-    assert steps[0]['cache_only'] == ('sunrgbd37' in osp.basename(path))  # the paper's data: extracted ahead
+    assert steps[0]['cache_only'] == ('synthetic' not in osp.basename(path))  # the paper's data: extracted ahead
 
 
 def test_metafile_names_existing_configs_and_the_readme_lists_them():
@@ -157,3 +159,25 @@ def test_metafile_names_existing_configs_and_the_readme_lists_them():
         name = osp.basename(path)
         if 'sunrgbd37' in name:
             assert name in readme or name.split('_tab2')[-1] in readme, name
+
+
+@pytest.mark.parametrize('short', sorted(USER_NAMES))
+def test_the_user_names_are_the_openmmlab_configs(short):
+    """One source of settings: the short name and the OpenMMLab name resolve to the same config."""
+    a, b = load(short), load(USER_NAMES[short])
+    assert a.to_dict() == b.to_dict() and a.filename != b.filename
+    # and a few settings each stands for
+    if 'sunrgbd' in short:
+        assert a.model.backbone.embed_dims == 512 and inner_dataset(a).split_ratio == 0.9
+    else:
+        assert a.model.head.model_name == 'GSCLIP-Tiny-64' and a.train_cfg.max_epochs == 20
+
+
+def test_each_table2_row_and_the_baseline_is_written_once():
+    """A row's or the baseline's config holds no settings of its own: it names its row (config_variants.py)."""
+    for path in CONFIGS:
+        name = osp.basename(path)
+        if '_tab2-' in name or name.startswith('clip2_'):
+            code = [line for line in open(path) if line.strip() and not line.startswith('#')]
+            assert len(code) <= 5, (name, code)
+            assert 'config_variants import' in ''.join(code), name

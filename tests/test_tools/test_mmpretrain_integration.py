@@ -40,14 +40,15 @@ def restore_default_scope():
 
 
 def test_issue_config_trains_image_classifier_with_linear_cls_head(tmp_path):
-    """The issue's model (it failed in LinearClsHead.pre_logits: feats[-1] on a dict) with out_type='mmpretrain':
-    the classifier's loss is cross-entropy of the head's linear layer on the backbone's embedding."""
+    """The issue's model (it failed in LinearClsHead.pre_logits: feats[-1] on a dict) with the mmpretrain adapter
+    PointNet2GAFCls: the classifier's loss is cross-entropy of the head's linear layer on the backbone's
+    embedding."""
     cfg_file = tmp_path / 'other_project.py'
     cfg_file.write_text(textwrap.dedent("""
         default_scope = 'mmpretrain'
         custom_imports = dict(imports=['gsclip_mm'], allow_failed_imports=False)
         model = dict(type='ImageClassifier',
-                     backbone=dict(type='gsclip_mm.PointNet2GAF', in_channels=6, with_gaf=False, out_type='mmpretrain',
+                     backbone=dict(type='gsclip_mm.PointNet2GAFCls', in_channels=6, with_gaf=False,
                                    sa_cfg=dict(num_points=(32, 8, None), num_samples=(8, 8, None))),
                      head=dict(type='LinearClsHead', num_classes=10, in_channels=512))
         """))
@@ -84,7 +85,8 @@ def test_config_builds_in_mmpretrain_scope_with_the_gsclip_backbone():
     ours = MMPRETRAIN_MODELS.build(dict(cfg.model.backbone, init_cfg=None))
     assert [(k, v.shape) for k, v in ours.state_dict().items()] == \
         [(k, v.shape) for k, v in theirs.state_dict().items()]
-    assert (ours.feature_columns, ours.with_size, ours.out_type) == (theirs.feature_columns, False, 'mmpretrain')
+    assert (type(ours).__name__, type(theirs).__name__) == ('PointNet2GAFCls', 'PointNet2GAF')
+    assert (ours.feature_columns, ours.with_size, ours.out_indices) == (theirs.feature_columns, False, (3, ))
 
 
 class _GaussianObjects(BaseDataset):

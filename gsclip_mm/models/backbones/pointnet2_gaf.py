@@ -1,4 +1,6 @@
-"""PointNet++ with Gaussian-Aware Fusion (GS-CLIP, section 4.2, eq. 11)."""
+"""PointNet++ with Gaussian-Aware Fusion (GS-CLIP, section 4.2, eq. 11): the core backbone, and thin adapters
+to mmpretrain's and mmdetection3d's output conventions (the same parameters, so the same checkpoints)."""
+import warnings
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -23,41 +25,51 @@ DEFAULT_SA_CFG = dict(
 DEFAULT_GAF_CFG = dict(num_groups=64, group_size=32, embed_dims=128, depth=2, num_heads=4, mlp_ratio=2.0,
                        dropout=0.0)
 
-#: ``out_type`` values: whose output convention ``forward`` follows (see :class:`PointNet2GAF`).
-OUT_TYPES = ('gsclip', 'mmpretrain', 'mmdet3d')
+
+class _OutTypeAlias:
+    """The deprecated ``out_type`` argument: the class it names is built instead (``__init__`` then runs on it
+    with the same arguments). A base class, so that ``PointNet2GAF``'s signature stays its ``__init__``'s."""
+
+    def __new__(cls, *args, **kwargs):
+        if kwargs.get('out_type') is not None:
+            cls = _deprecated_out_type(cls, kwargs['out_type'])
+        return super().__new__(cls)
 
 
 @MODELS.register_module()
-class PointNet2GAF(BaseModule):
+class PointNet2GAF(_OutTypeAlias, BaseModule):
     """PointNet++ over positions (+ features), with Gaussian-Aware Fusion.
 
-    Input ``x``: ``[B, N, C]``, either Gaussians in the ``[N, 14]`` layout of
+    Input ``x`` ``[B, N, C]``: Gaussians in the ``[N, 14]`` layout of
     :mod:`gsclip_mm.structures.gaussians` (``in_features`` picks the groups
-    used) or a plain point cloud of ``in_channels`` columns whose first three
-    are xyz (e.g. 3 = xyz, 6 = xyz rgb), for use as a point-cloud feature
-    extractor from another MMEngine config. Positions always drive the
-    grouping; the other picked columns are per-point features.
+    used), or a plain point cloud of ``in_channels`` columns, xyz first.
+    Positions drive the grouping; the other columns are per-point features.
 
-    The embedding follows the paper's eq. 11 (whose symbols did not survive
-    in our copy; this is our reading of its text): with PointNet++'s global
-    feature ``f_p``, GAF's convolution (global) feature ``f_g`` and
-    Transformer (shape) feature ``f_s``, all of width ``C_last``,
-    ``embedding = MLP(f_p + f_g + f_s)`` (the residual form), or
-    ``MLP(f_p)`` with ``with_gaf=False``. ``with_gaf=False`` with
+    Eq. 11 (our reading of the text; its symbols did not survive in our
+    copy): ``embedding = MLP(f_p + f_g + f_s)``, PointNet++'s global feature
+    plus GAF's convolution (global) and Transformer (shape) features, all
+    ``C_last`` wide; ``MLP(f_p)`` with ``with_gaf=False``, which on
     ``in_features=('xyz', 'rgb')`` is the CLIP^2-style baseline.
+
+    ``forward`` returns a dict (``L`` set-abstraction levels, level ``i``
+    with ``M_i`` centres and ``C_i`` channels): ``sa_xyz``, ``L`` x
+    ``[B, M_i, 3]`` (zeros ``[B, 1, 3]`` for a group-all level);
+    ``sa_features``, ``L`` x ``[B, C_i, M_i]``; ``global_feat``
+    ``[B, C_last]``, the last level max-pooled; ``embedding``
+    ``[B, embed_dims]``. :class:`PointNet2GAFCls` (mmpretrain) and
+    :class:`PointNet2GAFDet3D` (mmdetection3d) return those libraries'
+    structures from the same ``state_dict``.
 
     Args:
         in_features (Sequence[str] | None): Gaussian feature groups, from
-            ``('xyz', 'rgb', 'opacity', 'scale', 'rot')``; must include
-            ``'xyz'``. Default (when ``in_channels`` is None too): all five.
+            ``('xyz', 'rgb', 'opacity', 'scale', 'rot')``, including
+            ``'xyz'``. Default (``in_channels`` None too): all five.
         in_channels (int | None): plain point-cloud width (>= 3) instead of
             ``in_features``; give one of the two.
         sa_cfg (dict): set-abstraction levels: ``num_points``, ``radii``,
-            ``num_samples``, ``mlp_channels``, one entry per level. A level
-            whose radius is a list is multi-scale (MSG): its ``num_samples``
-            is a list of the same length and its ``mlp_channels`` a list of
-            width lists. ``num_points=None`` groups all points (last level).
-            Default: :data:`DEFAULT_SA_CFG` (SSG).
+            ``num_samples``, ``mlp_channels``, one entry per level; a list
+            radius makes a multi-scale (MSG) level, ``num_points=None`` a
+            group-all one. Default: :data:`DEFAULT_SA_CFG` (SSG).
         with_gaf (bool): add the Gaussian-Aware Fusion branches.
         gaf_cfg (dict): GAF sizes, see
             :class:`gsclip_mm.models.layers.GaussianAwareFusion`.
@@ -65,56 +77,15 @@ class PointNet2GAF(BaseModule):
         head_hidden (int | None): hidden width of the MLP head (default C_last).
         dropout (float): dropout in the MLP head.
         with_size (bool): ``forward`` also takes ``norm_scale`` ``[B, 1]``,
-            each object's radius before unit-sphere normalisation (metres),
-            embedded (log) and added to the fused feature: normalisation
-            removes absolute size, one of the strongest cues indoors
-            (a night stand is a small dresser).
-        out_type (str): whose output convention ``forward`` follows, one of
-            :data:`OUT_TYPES`; see below. It changes no parameter and no
-            value, only what is returned.
-        out_indices (Sequence[int] | None): ``out_type='mmpretrain'`` only:
-            the stages returned, as mmpretrain's backbones' ``out_indices``
-            (negative counts from the end). Default ``(-1,)``, the embedding.
-        fp_channels (Sequence[Sequence[int]]): ``out_type='mmdet3d'`` only:
-            MLP widths of the feature-propagation levels, as
-            ``PointNet2SASSG``'s ``fp_channels`` (e.g. ``((256, 256), (256,
-            256))``); one level per set-abstraction level at most. Default
-            none (no ``fp_modules`` parameters, so the ``state_dict`` is
-            that of the other conventions).
+            each object's radius (metres) before unit-sphere normalisation,
+            embedded (log) and added to the fused feature.
         init_cfg (dict | list | None): MMEngine weight-init config, e.g.
             ``dict(type='Pretrained', checkpoint='gsclip.pth',
-            prefix='backbone.')`` to start from a GS-CLIP checkpoint.
-
-    ``forward`` returns, by ``out_type`` (``L`` set-abstraction levels, level
-    ``i`` with ``M_i`` centres and ``C_i`` channels; ``C'`` = ``in_channels``
-    - 3 per-point input features):
-
-    - ``'gsclip'`` (default; what ``GSCLIP`` and our configs use): a dict
-      with ``sa_xyz``: list of ``L`` ``[B, M_i, 3]`` centres (zeros
-      ``[B, 1, 3]`` for a group-all level); ``sa_features``: list of ``L``
-      ``[B, C_i, M_i]``; ``global_feat``: ``[B, C_last]``, PointNet++'s
-      max-pooled last level; ``embedding``: ``[B, embed_dims]``.
-    - ``'mmpretrain'``: a tuple of the stages picked by ``out_indices``, in
-      stage order, as mmpretrain's backbones return (``LinearClsHead`` takes
-      the last one). ``L + 1`` stages: stage ``i < L`` is level ``i``'s
-      features ``[B, C_i, M_i]`` (add mmpretrain's
-      ``GlobalAveragePooling(dim=1)`` neck to pool one); stage ``L`` (= -1)
-      is ``embedding`` ``[B, embed_dims]``. GAF and the MLP head run only
-      when the embedding is picked.
-    - ``'mmdet3d'``: mmdetection3d's ``PointNet2SASSG`` dict. ``sa_xyz``,
-      ``sa_features``, ``sa_indices``: lists of ``L + 1``, entry 0 the input
-      (``[B, N, 3]`` positions, ``[B, C', N]`` features or None with
-      ``C' = 0``, ``[B, N]`` indices ``0..N-1``), entry ``i + 1`` level
-      ``i`` (``[B, M_i, 3]``, ``[B, C_i, M_i]``, int64 ``[B, M_i]`` indices
-      of the centres into the input points; a group-all level, which
-      ``PointNet2SASSG`` does not have, has the origin as its centre and
-      index -1: no input point). ``fp_xyz``, ``fp_features``,
-      ``fp_indices``: lists of ``len(fp_channels) + 1``, entry 0 the last SA
-      level, entry ``j + 1`` FP level ``j`` on SA entry ``L - j - 1``'s
-      points (``[B, M, 3]``, ``[B, fp_channels[j][-1], M]``, ``[B, M]``).
-      Plus ``global_feat`` and ``embedding`` as in ``'gsclip'`` (keys
-      mmdetection3d's consumers ignore; computing them keeps every
-      parameter in use).
+            prefix='backbone.')``.
+        out_type (str | None): deprecated: ``'mmpretrain'`` and ``'mmdet3d'``
+            build :class:`PointNet2GAFCls` and :class:`PointNet2GAFDet3D`
+            (whose ``out_indices`` and ``fp_channels`` then apply),
+            ``'gsclip'`` this class.
     """
 
     def __init__(self,
@@ -127,11 +98,11 @@ class PointNet2GAF(BaseModule):
                  head_hidden: Optional[int] = None,
                  dropout: float = 0.0,
                  with_size: bool = False,
-                 out_type: str = 'gsclip',
-                 out_indices: Optional[Sequence[int]] = None,
-                 fp_channels: Sequence[Sequence[int]] = (),
-                 init_cfg=None):
+                 init_cfg=None,
+                 *,
+                 out_type: Optional[str] = None):
         super().__init__(init_cfg=init_cfg)
+        del out_type  # read by _OutTypeAlias.__new__
         self.feature_columns, self.in_channels = self._input_layout(in_features, in_channels)
         self.in_features = None if self.feature_columns is None else tuple(in_features or GS_FEATURES)
         num_feats = self.in_channels - 3  # per-point feature width besides xyz
@@ -152,34 +123,6 @@ class PointNet2GAF(BaseModule):
             nn.Linear(out_channels, hidden), nn.LayerNorm(hidden), nn.GELU(), nn.Dropout(dropout),
             nn.Linear(hidden, embed_dims))
         self.embed_dims = embed_dims
-        self.out_type, self.out_indices = self._output_layout(out_type, out_indices, fp_channels,
-                                                              num_stages=len(self.sa_modules) + 1)
-        # Feature propagation (mmdet3d outputs only); no levels, no parameters: the state_dict is unchanged.
-        self.fp_modules = build_fp_modules(num_feats, [sa.out_channels for sa in self.sa_modules], fp_channels)
-
-    @staticmethod
-    def _output_layout(out_type: str, out_indices: Optional[Sequence[int]], fp_channels: Sequence,
-                       num_stages: int) -> Tuple[str, Optional[Tuple[int, ...]]]:
-        """Check the output settings; ``out_indices`` made non-negative and sorted (None unless mmpretrain)."""
-        if out_type not in OUT_TYPES:
-            raise ValueError(f'out_type must be one of {OUT_TYPES}, got {out_type!r}')
-        if out_indices is not None and out_type != 'mmpretrain':
-            raise ValueError(f"out_indices picks mmpretrain's stages: it needs out_type='mmpretrain', got "
-                             f'out_type={out_type!r}')
-        if len(fp_channels) and out_type != 'mmdet3d':
-            raise ValueError(f"fp_channels adds mmdetection3d's feature propagation: it needs out_type='mmdet3d', "
-                             f'got out_type={out_type!r}')
-        if out_type != 'mmpretrain':
-            return out_type, None
-        picked = (-1, ) if out_indices is None else tuple(int(i) for i in out_indices)
-        bad = [i for i in picked if not -num_stages <= i < num_stages]
-        if not picked or bad:
-            raise ValueError(f'out_indices must pick stages among the {num_stages} (the set-abstraction levels, then '
-                             f'the embedding; negative counts from the end), got {out_indices}')
-        normalised = sorted({i % num_stages for i in picked})
-        if len(normalised) != len(picked):
-            raise ValueError(f'out_indices {out_indices} names a stage twice')
-        return out_type, tuple(normalised)
 
     @staticmethod
     def _input_layout(in_features, in_channels) -> Tuple[Optional[List[int]], int]:
@@ -201,8 +144,12 @@ class PointNet2GAF(BaseModule):
         columns = [c for n in order for c in cols[GS_FEATURES[n]]]
         return columns, len(columns)
 
-    def _split_input(self, x: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """``[B, N, C]`` -> positions ``[B, N, 3]`` and features ``[B, N, C'] | None``."""
+    def _split_input(self, x: torch.Tensor,
+                     norm_scale: Optional[torch.Tensor]) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Check the inputs; ``[B, N, C]`` -> positions ``[B, N, 3]`` and features ``[B, N, C'] | None``."""
+        if self.with_size and (norm_scale is None or norm_scale.shape != (x.shape[0], 1)):
+            raise ValueError(f'with_size=True needs norm_scale [B, 1] = [{x.shape[0]}, 1], got '
+                             f'{None if norm_scale is None else tuple(norm_scale.shape)}')
         width = GS_DIM if self.feature_columns is not None else self.in_channels
         if x.dim() != 3 or x.shape[-1] != width:
             kind = f'Gaussians [B, N, {GS_DIM}]' if self.feature_columns is not None else \
@@ -216,22 +163,13 @@ class PointNet2GAF(BaseModule):
         feats = x[..., 3:].contiguous() if self.in_channels > 3 else None  # [B, N, C']
         return xyz, feats
 
-    def forward(self, x: torch.Tensor, norm_scale: Optional[torch.Tensor] = None):
-        """Encode a batch ``x`` ``[B, N, C]`` (and ``norm_scale`` ``[B, 1]`` with ``with_size``).
-
-        Returns the dict or tuple of ``out_type`` (see the class docstring).
-        """
-        if self.with_size and (norm_scale is None or norm_scale.shape != (x.shape[0], 1)):
-            raise ValueError(f'with_size=True needs norm_scale [B, 1] = [{x.shape[0]}, 1], got '
-                             f'{None if norm_scale is None else tuple(norm_scale.shape)}')
-        xyz, feats = self._split_input(x)
+    def forward(self, x: torch.Tensor, norm_scale: Optional[torch.Tensor] = None) -> Dict[str, object]:
+        """Encode ``x`` ``[B, N, C]`` (and ``norm_scale`` ``[B, 1]`` with ``with_size``); the class docstring's
+        dict."""
+        xyz, feats = self._split_input(x, norm_scale)
         levels = self._abstract(xyz, feats)
-        if self.out_type == 'mmpretrain':
-            return self._mmpretrain_stages(xyz, feats, levels, norm_scale)
         global_feat = levels[-1][1].max(dim=1).values  # [B, C_last]
         embedding = self._embed(xyz, feats, global_feat, norm_scale)  # [B, embed_dims]
-        if self.out_type == 'mmdet3d':
-            return dict(self._mmdet3d_outputs(xyz, feats, levels), global_feat=global_feat, embedding=embedding)
         return dict(sa_xyz=[c for c, _, _ in levels], sa_features=[f.transpose(1, 2) for _, f, _ in levels],
                     global_feat=global_feat, embedding=embedding)
 
@@ -260,18 +198,86 @@ class PointNet2GAF(BaseModule):
             fused = fused + self.size_embed(norm_scale.clamp_min(1e-3).log())  # [B, C_last]
         return self.head(fused)
 
-    def _mmpretrain_stages(self, xyz: torch.Tensor, feats: Optional[torch.Tensor], levels: List[tuple],
-                           norm_scale: Optional[torch.Tensor]) -> Tuple[torch.Tensor, ...]:
-        """mmpretrain's tuple: level features ``[B, C_i, M_i]``, then the embedding ``[B, embed_dims]``."""
-        stages: List[Optional[torch.Tensor]] = [f.transpose(1, 2) for _, f, _ in levels]
+
+@MODELS.register_module()
+class PointNet2GAFCls(PointNet2GAF):
+    """:class:`PointNet2GAF` for mmpretrain's ``ImageClassifier``: a tuple of stages, as its backbones return.
+
+    ``L + 1`` stages: stage ``i < L`` is level ``i``'s ``sa_features``
+    ``[B, C_i, M_i]`` (mmpretrain's ``GlobalAveragePooling(dim=1)`` neck
+    pools one), stage ``L`` (= -1) the ``embedding`` ``[B, embed_dims]``,
+    which ``LinearClsHead`` reads. GAF and the MLP head run only when the
+    embedding is picked.
+
+    Args:
+        out_indices (Sequence[int]): the stages returned, in stage order
+            (negative counts from the end). Default ``(-1, )``.
+        **kwargs: :class:`PointNet2GAF`'s arguments.
+    """
+
+    def __init__(self, *args, out_indices: Optional[Sequence[int]] = (-1, ), **kwargs):
+        super().__init__(*args, **kwargs)
+        num_stages = len(self.sa_modules) + 1
+        picked = (-1, ) if out_indices is None else tuple(int(i) for i in out_indices)  # None: the old default
+        bad = [i for i in picked if not -num_stages <= i < num_stages]
+        if not picked or bad:
+            raise ValueError(f'out_indices must pick stages among the {num_stages} (the set-abstraction levels, then '
+                             f'the embedding; negative counts from the end), got {out_indices}')
+        normalised = sorted({i % num_stages for i in picked})
+        if len(normalised) != len(picked):
+            raise ValueError(f'out_indices {out_indices} names a stage twice')
+        self.out_indices = tuple(normalised)
+
+    def forward(self, x: torch.Tensor, norm_scale: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, ...]:
+        """Encode ``x`` ``[B, N, C]``; the stages of ``out_indices``."""
+        xyz, feats = self._split_input(x, norm_scale)
+        levels = self._abstract(xyz, feats)
+        stages: List[Optional[torch.Tensor]] = [f.transpose(1, 2) for _, f, _ in levels]  # [B, C_i, M_i]
         stages.append(None)  # the embedding, computed only when picked
         if len(levels) in self.out_indices:
-            stages[-1] = self._embed(xyz, feats, levels[-1][1].max(dim=1).values, norm_scale)
+            stages[-1] = self._embed(xyz, feats, levels[-1][1].max(dim=1).values, norm_scale)  # [B, embed_dims]
         return tuple(stages[i] for i in self.out_indices)
 
-    def _mmdet3d_outputs(self, xyz: torch.Tensor, feats: Optional[torch.Tensor],
-                         levels: List[tuple]) -> Dict[str, List[Optional[torch.Tensor]]]:
-        """``PointNet2SASSG``'s dict: ``sa_*`` with the input as entry 0, then ``fp_*`` (class docstring)."""
+
+@MODELS.register_module()
+class PointNet2GAFDet3D(PointNet2GAF):
+    """:class:`PointNet2GAF` for mmdetection3d's heads: ``PointNet2SASSG``'s dict, with feature propagation.
+
+    ``sa_xyz``, ``sa_features``, ``sa_indices``: ``L + 1`` entries, entry 0
+    the input (``[B, N, 3]``, ``[B, C', N]`` or None without features,
+    ``[B, N]`` ``0..N-1``), entry ``i + 1`` level ``i`` (``[B, M_i, 3]``,
+    ``[B, C_i, M_i]``, int64 ``[B, M_i]`` centre indices into the input; a
+    group-all level has the origin as centre and index -1). ``fp_xyz``,
+    ``fp_features``, ``fp_indices``: ``len(fp_channels) + 1`` entries, entry
+    0 the last SA entry, entry ``j + 1`` FP level ``j`` on SA entry
+    ``L - j - 1``'s points (``[B, M, 3]``, ``[B, fp_channels[j][-1], M]``,
+    ``[B, M]``). Plus ``global_feat`` and ``embedding`` as
+    :class:`PointNet2GAF`'s (so every parameter is used).
+
+    Args:
+        fp_channels (Sequence[Sequence[int]]): MLP widths of the
+            ``PointFPModule`` levels, as ``PointNet2SASSG``'s; at most one per
+            SA level. Default none: no ``fp_modules`` keys, the core's
+            ``state_dict``.
+        **kwargs: :class:`PointNet2GAF`'s arguments.
+    """
+
+    def __init__(self, *args, fp_channels: Sequence[Sequence[int]] = (), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fp_modules = build_fp_modules(self.in_channels - 3, [sa.out_channels for sa in self.sa_modules],
+                                           fp_channels)
+
+    def forward(self, x: torch.Tensor, norm_scale: Optional[torch.Tensor] = None) -> Dict[str, object]:
+        """Encode ``x`` ``[B, N, C]``; the class docstring's dict."""
+        xyz, feats = self._split_input(x, norm_scale)
+        levels = self._abstract(xyz, feats)
+        global_feat = levels[-1][1].max(dim=1).values  # [B, C_last]
+        embedding = self._embed(xyz, feats, global_feat, norm_scale)  # [B, embed_dims]
+        return dict(self._propagate(xyz, feats, levels), global_feat=global_feat, embedding=embedding)
+
+    def _propagate(self, xyz: torch.Tensor, feats: Optional[torch.Tensor],
+                   levels: List[tuple]) -> Dict[str, List[Optional[torch.Tensor]]]:
+        """``sa_*`` with the input as entry 0, then ``fp_*`` through the FP levels (class docstring)."""
         B, N = xyz.shape[:2]
         sa_xyz = [xyz]  # [B, N, 3], then [B, M_i, 3]
         sa_features = [None if feats is None else feats.transpose(1, 2)]  # [B, C', N] | None, then [B, C_i, M_i]
@@ -290,3 +296,19 @@ class PointNet2GAF(BaseModule):
             fp_indices.append(sa_indices[num_sa - j - 1])
         return dict(sa_xyz=sa_xyz, sa_features=sa_features, sa_indices=sa_indices, fp_xyz=fp_xyz,
                     fp_features=fp_features, fp_indices=fp_indices)
+
+
+#: Deprecated ``out_type`` values and the classes that replace them.
+DEPRECATED_OUT_TYPES = {'gsclip': PointNet2GAF, 'mmpretrain': PointNet2GAFCls, 'mmdet3d': PointNet2GAFDet3D}
+
+
+def _deprecated_out_type(cls: type, out_type: str) -> type:
+    """The class that ``cls(out_type=out_type)`` builds (``cls`` or the adapter below it), with a warning."""
+    if out_type not in DEPRECATED_OUT_TYPES:
+        raise ValueError(f'out_type must be one of {tuple(DEPRECATED_OUT_TYPES)}, got {out_type!r}')
+    target = DEPRECATED_OUT_TYPES[out_type]
+    if not (issubclass(cls, target) or issubclass(target, cls)):
+        raise ValueError(f"out_type={out_type!r} builds {target.__name__}, not a {cls.__name__}")
+    warnings.warn(f"{cls.__name__}(out_type={out_type!r}) is deprecated: use type='{target.__name__}' without "
+                  'out_type', FutureWarning, stacklevel=3)
+    return cls if issubclass(cls, target) else target
