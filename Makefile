@@ -19,7 +19,7 @@ $(STAMP): requirements.txt setup.cfg setup.py
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-# Lint first (setup.cfg's [flake8], 120 columns), then the whole suite with one torch thread, then the
+# Lint first (setup.cfg's [flake8], 120 columns, and [isort], OpenMMLab's import order), then the whole suite with one torch thread, then the
 # numerically sensitive tests (marker `numerics`) again with two: thread count changes how kernels split
 # their sums, and so their round-off.
 test: lint
@@ -28,6 +28,7 @@ test: lint
 
 lint: $(STAMP)
 	$(PY) -m flake8 gsclip_mm tools configs tests
+	$(PY) -m isort --check-only --diff gsclip_mm tools configs tests
 
 demo: $(STAMP)
 	$(PY) tools/demo.py --work-dir $(DEMO_DIR)

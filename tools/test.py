@@ -7,7 +7,8 @@ A config with ``training_free = True`` (PointCLIP-style zero-shot, or a
 model whose init_cfg loads a pre-trained part) is tested without a
 checkpoint: the model's ``init_weights`` runs instead.
 Objects the dataset could not fit count as misses and are reported by the
-metric; they are not an error (exit status 0).
+metric; they are not an error (exit status 0). ``--out`` dumps them too
+(their data samples: ground truth and reason, no prediction).
 """
 if __name__ == '__main__':  # first, before anything imports torch: see gsclip_mm/utils/cpu_tuning.py
     import runpy
@@ -15,16 +16,15 @@ if __name__ == '__main__':  # first, before anything imports torch: see gsclip_m
     runpy.run_path(f"{find_spec('gsclip_mm').submodule_search_locations[0]}/utils/cpu_tuning.py")['tune_cpu']()
 
 import argparse  # noqa: E402
-import os  # noqa: E402
-import os.path as osp  # noqa: E402
 
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import Config  # noqa: E402
 from mmengine.evaluator import DumpResults  # noqa: E402
 from mmengine.model import is_model_wrapper  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import gsclip_mm  # noqa: F401,E402  (fills the registries, allow-lists checkpoint types)
 from gsclip_mm.utils import setup_cpu_distributed, teardown_distributed  # noqa: E402
+from gsclip_mm.utils.config_utils import add_runner_args, apply_runner_args, parse_runner_args  # noqa: E402
 
 
 def parse_args():
@@ -35,39 +35,19 @@ def parse_args():
         nargs='?',
         help='checkpoint file; omit (or "none") for a config with `training_free = True`, whose model takes its '
         'weights from its own construction and init_cfg (PointCLIP, CLIP2Point zero-shot)')
-    parser.add_argument('--work-dir', help='the directory to save the file containing evaluation metrics')
     parser.add_argument('--out', help='the file to dump predictions to (.pkl), e.g. results.pkl')
     parser.add_argument(
         '--non-strict',
         action='store_true',
         help='load the checkpoint even if its keys differ from the model\'s (missing / unexpected keys are only '
         'warned about). Default: strict, a mismatch is an error naming the keys')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override some settings in the used config, the key-value pair '
-        'in xxx=yyy format will be merged into config file. If the value to '
-        'be overwritten is a list, it should be like key="[a,b]" or key=a,b '
-        'It also allows nested list/tuple values, e.g. key="[(a,b),(c,d)]" '
-        'Note that the quotation marks are necessary and that no white space '
-        'is allowed.')
-    parser.add_argument(
-        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_runner_args(parser)
+    return parse_runner_args(parser)
 
 
 def merge_args(cfg, args):
     """Merge command-line arguments into the config; ``--cfg-options`` last."""
-    cfg.launcher = args.launcher
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    apply_runner_args(cfg, args)
     if args.checkpoint in (None, 'none'):
         if not cfg.get('training_free', False):
             raise ValueError(f'{args.config} needs a checkpoint (only a config with `training_free = True` '
@@ -119,7 +99,7 @@ def main():
     if not args.non_strict:
         load_strictly(runner, args.config)
     if args.out is not None:
-        # MMEngine's own dumper: it writes every prediction the metric saw.
+        # MMEngine's own dumper: it writes every object the metric saw, recorded misses included.
         runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
     runner.test()
     teardown_distributed()

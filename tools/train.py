@@ -5,20 +5,18 @@ if __name__ == '__main__':  # first, before anything imports torch: see gsclip_m
     runpy.run_path(f"{find_spec('gsclip_mm').submodule_search_locations[0]}/utils/cpu_tuning.py")['tune_cpu']()
 
 import argparse  # noqa: E402
-import os  # noqa: E402
-import os.path as osp  # noqa: E402
 
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import Config  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import gsclip_mm  # noqa: F401,E402  (fills the registries, allow-lists checkpoint types)
 from gsclip_mm.utils import setup_cpu_distributed, teardown_distributed  # noqa: E402
+from gsclip_mm.utils.config_utils import add_runner_args, apply_runner_args, parse_runner_args  # noqa: E402
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description='Train a GS-CLIP model')
     parser.add_argument('config', help='train config file path')
-    parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument(
         '--resume',
         nargs='?',
@@ -32,33 +30,13 @@ def parse_args():
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the lr by the total batch (processes x batch per process) over the config\'s '
                         'auto_scale_lr.base_batch_size (the batch its lr was set for)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override some settings in the used config, the key-value pair '
-        'in xxx=yyy format will be merged into config file. If the value to '
-        'be overwritten is a list, it should be like key="[a,b]" or key=a,b '
-        'It also allows nested list/tuple values, e.g. key="[(a,b),(c,d)]" '
-        'Note that the quotation marks are necessary and that no white space '
-        'is allowed.')
-    parser.add_argument(
-        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none', help='job launcher')
-    # torchrun passes the rank through LOCAL_RANK; older launchers pass --local_rank.
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_runner_args(parser)
+    return parse_runner_args(parser)
 
 
 def merge_args(cfg, args):
     """Merge command-line arguments into the config; ``--cfg-options`` last."""
-    cfg.launcher = args.launcher
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    apply_runner_args(cfg, args)
 
     if args.amp:
         optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')

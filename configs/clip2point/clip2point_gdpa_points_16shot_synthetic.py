@@ -8,18 +8,14 @@
 #       [--cfg-options model.pretrained_depth=<another pre-training checkpoint> train_dataloader.dataset.seed=1]
 # The 1/2/4/8-shot leaves change only k (train_dataloader.dataset.k).
 _base_ = ['./_base_/clip2point_gdpa.py', '../_base_/datasets/synthetic_sunrgbd.py', '../_base_/default_runtime.py']
+from gsclip_mm.utils.clip2point_variants import depth_view_pipeline  # noqa: E402
 
 clip = dict(model_name='GSCLIP-Tiny-64', pretrained=None, clip_seed=0)
 pretrained_depth = 'work_dirs/clip2point_pretrain_1xb32-cosine-10e_synthetic/epoch_10.pth'
 # The head as GS-CLIP's synthetic configs have it (bare class names: see their comment).
 model = dict(clip=clip, pretrained_depth=pretrained_depth, head=dict(templates=('{}', )))
 image_size = 64  # the tiny CLIP's input
-pipeline = [
-    dict(type='LoadObjectPoints'),
-    dict(type='SampleGaussians', key='points', num_points=_base_.num_points, method='fps'),
-    dict(type='RenderPointDepthViews', num_views=_base_.num_views, size=image_size, distance=_base_.distance),
-    dict(type='PackGSCLIPInputs', pack_gaussians=False),
-]
+pipeline = depth_view_pipeline('points', _base_.num_points, _base_.num_views, image_size, _base_.distance)
 # No augmentation and no class balancing (a k-shot set is balanced by construction): ours.
 train_dataloader = dict(
     dataset=dict(type='KShotDataset', k=_base_.kshot, seed=_base_.kshot_seed,

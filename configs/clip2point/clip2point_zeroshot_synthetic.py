@@ -4,10 +4,7 @@
 #   python tools/test.py configs/clip2point/clip2point_zeroshot_synthetic.py \
 #       [--cfg-options model.backbone.init_cfg.checkpoint=<another pre-training checkpoint>]
 _base_ = ['./pointclip_points_zeroshot_synthetic.py']
+from gsclip_mm.utils.clip2point_variants import clip2point_zeroshot  # noqa: E402
 
 pretrained_depth_encoder = 'work_dirs/clip2point_pretrain_1xb32-cosine-10e_synthetic/epoch_10.pth'
-model = dict(
-    backbone=dict(
-        trainable=True,
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained_depth_encoder, prefix='depth_encoder.')))
-test_evaluator = [dict(m, method_name='CLIP2Point (zero-shot)') for m in _base_.test_evaluator]
+model, test_evaluator = clip2point_zeroshot(pretrained_depth_encoder, _base_.test_evaluator)

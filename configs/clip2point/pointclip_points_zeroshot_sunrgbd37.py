@@ -4,16 +4,10 @@
 #   python tools/test.py configs/clip2point/pointclip_points_zeroshot_sunrgbd37.py
 _base_ = ['./_base_/pointclip_zeroshot.py', '../_base_/datasets/sunrgbd_object.py', '../_base_/default_runtime.py']
 
-test_pipeline = [
-    dict(type='LoadObjectPoints'),
-    dict(type='SampleGaussians', key='points', num_points=_base_.num_points, method='fps'),
-    dict(type='RenderPointDepthViews', num_views=_base_.num_views, size=224, distance=_base_.distance),
-    dict(type='PackGSCLIPInputs', pack_gaussians=False),
-]
-test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
-test_evaluator = [dict(m, method_name='PointCLIP (points)') for m in _base_.test_evaluator]
+from gsclip_mm.utils.clip2point_variants import pointclip_zeroshot  # noqa: E402
+
+test_pipeline, test_dataloader, test_evaluator = pointclip_zeroshot(
+    'points', _base_.num_points, _base_.num_views, 224, _base_.distance, _base_.test_evaluator)
 # Test only (training-free): no training or validation loop.
-train_dataloader = None
-val_dataloader = None
-val_evaluator = None
+train_dataloader = val_dataloader = val_evaluator = None
 test_cfg = dict()

@@ -12,7 +12,8 @@
 # ImageClassifier gives its backbone one tensor (the stacked Gaussians), so there is no norm_scale input.
 # The backbone below is that config's (tests/test_tools/test_mmpretrain_integration.py checks that every key of
 # such a checkpoint loads).
-_base_ = ['../_base_/datasets/synthetic_sunrgbd.py']  # data_root, split, fitting and sampling settings
+# The data set's settings (data_root, split, fitting, sampling, loaders) and GS-CLIP's schedule, overridden below.
+_base_ = ['../_base_/datasets/synthetic_sunrgbd.py', '../_base_/schedules/adamw_cosine.py']
 custom_imports = dict(imports=['gsclip_mm'], allow_failed_imports=False)
 
 gsclip_checkpoint = 'work_dirs/gsclip_pointnet2-tiny-gaf_1xb32-cosine-20e_synthetic_no-size/epoch_20.pth'
@@ -56,42 +57,26 @@ test_pipeline = [dict(t, type='gsclip_mm.' + t['type']) for t in _base_.test_pip
                  if t['type'] != 'PackGSCLIPInputs'] + _pack
 _data = dict(_base_.data, type='gsclip_mm.SUNRGBDObjectDataset', metainfo=dict(classes=classes))
 
+# The base's loaders (batch, workers, samplers, class balance, splits) over that dataset and these pipelines, with
 # mmpretrain's collate (an object that cannot be fitted is not a sample here: a held-out one stops the run at
 # collation, a training one is refetched; tools/test.py's zero-shot flow counts them as misses instead).
-train_dataloader = dict(
-    _delete_=True,
-    batch_size=32,
-    num_workers=1,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    collate_fn=dict(type='default_collate'),
-    dataset=dict(type='ClassBalancedDataset', oversample_thr=0.1,
-                 dataset=dict(_data, split='train', pipeline=train_pipeline)))
-val_dataloader = dict(
-    _delete_=True,
-    batch_size=32,
-    num_workers=1,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='default_collate'),
-    dataset=dict(_data, split='val', pipeline=test_pipeline, test_mode=True))
-test_dataloader = dict(val_dataloader, dataset=dict(_data, split='test', pipeline=test_pipeline, test_mode=True))
+train_dataloader = dict(collate_fn=dict(type='default_collate', _delete_=True),
+                        dataset=dict(dataset=dict(_data, pipeline=train_pipeline)))
+val_dataloader = dict(collate_fn=dict(type='default_collate', _delete_=True),
+                      dataset=dict(_data, pipeline=test_pipeline))
+test_dataloader = val_dataloader
 val_evaluator = [dict(type='Accuracy', topk=(1, 5))]
 test_evaluator = val_evaluator
 
-# Fine-tuning: AdamW, the pretrained backbone at a tenth of the head's rate, one warm-up epoch then cosine.
-optim_wrapper = dict(
-    optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05),
-    paramwise_cfg=dict(custom_keys={'backbone': dict(lr_mult=0.1)}),
-    clip_grad=dict(max_norm=10.0))
+# Fine-tuning: the base's AdamW with the pretrained backbone at a tenth of the head's rate, 20 epochs: one warm-up
+# epoch then cosine (as the synthetic GS-CLIP config).
+optim_wrapper = dict(paramwise_cfg=dict(custom_keys={'backbone': dict(lr_mult=0.1)}))
 max_epochs = 20
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=True, begin=0, end=1, convert_to_iter_based=True),
     dict(type='CosineAnnealingLR', T_max=max_epochs - 1, eta_min=1e-5, by_epoch=True, begin=1, end=max_epochs),
 ]
-train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=5)
-val_cfg = dict()
-test_cfg = dict()
+train_cfg = dict(max_epochs=max_epochs)
 
 # mmpretrain's runtime (its configs/_base_/default_runtime.py, written out: MMEngine 0.10.7 resolves
 # 'mmpretrain::' bases through pkg_resources, which setuptools >= 81 no longer ships).

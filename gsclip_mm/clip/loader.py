@@ -102,6 +102,7 @@ def resolve_pretrained(model_name: str, pretrained: Optional[str],
         looked_in.append(tag_cfg['file'])
     if tag_cfg.get('hf_hub'):
         from huggingface_hub import try_to_load_from_cache
+
         # open_clip's convention: 'org/repo/' (default file names) or 'org/repo/file.bin'
         repo_id, filename = osp.split(tag_cfg['hf_hub'])
         names = [filename] if filename else list(_HF_WEIGHT_FILES)

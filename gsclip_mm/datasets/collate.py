@@ -1,10 +1,15 @@
-"""Batching of packed GS-CLIP samples, including a test set's unfittable objects.
+"""Batching of packed GS-CLIP samples; a test set's recorded misses travel beside the model's batch.
 
-In test mode the dataset keeps an object whose Gaussians could not be fitted
-(or whose image / points could not be loaded) as a *recorded miss*: it packs
-``dict(inputs=None, data_samples=GSCLIPDataSample(metainfo=dict(...,
-unfittable='<reason>')))`` so the metric still counts it. MMEngine's
-``pseudo_collate`` cannot batch a ``None`` input; :func:`gsclip_collate` can.
+A test set keeps an object it cannot use (no Gaussians, an unreadable image)
+as a *recorded miss*, so the metric still counts it: the sample
+``dict(inputs=None, data_samples=<its data sample, the reason in its metainfo>)``
+(``SUNRGBDObjectDataset.miss_sample``). :func:`gsclip_collate` batches the
+other samples as MMEngine's ``pseudo_collate`` does and moves the misses'
+data samples to ``data_batch['misses']``: the data preprocessor passes only
+``inputs`` and ``data_samples`` on, so no model's ``forward`` sees a miss.
+``GSCLIPBaseModel.val_step`` / ``test_step`` put the misses back among the
+predictions, in batch order, for the metric (and ``DumpResults``), which
+counts each as wrong.
 
 Registered in MMEngine's root ``FUNCTIONS`` registry (where ``Runner.build_dataloader``
 looks up ``collate_fn``; mmdet and mmpretrain register theirs there too), so
@@ -15,40 +20,23 @@ from typing import Sequence
 from mmengine.dataset import pseudo_collate
 from mmengine.registry import FUNCTIONS
 
-from gsclip_mm.structures import is_unfittable
-
-
-def _describe(sample: dict, i: int) -> str:
-    meta = getattr(sample.get('data_samples'), 'metainfo', None) or {}
-    ident = ', '.join(f'{k}={meta[k]!r}' for k in ('img_path', 'sample_idx', 'instance_idx') if k in meta)
-    return f'sample {i} of the batch' + (f' ({ident})' if ident else '')
-
 
 @FUNCTIONS.register_module()
 def gsclip_collate(data_batch: Sequence[dict]) -> dict:
-    """``pseudo_collate``, except that samples with ``inputs=None`` contribute only their data sample.
+    """``pseudo_collate`` of the samples that have inputs; the others (``inputs=None``) go to ``misses``.
 
     Args:
         data_batch: ``B`` packed samples ``dict(inputs=dict | None, data_samples=GSCLIPDataSample)``.
 
     Returns:
-        ``dict(inputs=<pseudo_collate of the B' samples with inputs> (``{}`` when B' = 0),
-        data_samples=[all B data samples, in order])``: exactly ``pseudo_collate(data_batch)``
-        when every sample has inputs. ``GSCLIPDataPreprocessor`` and ``GSCLIP``
-        pair the input rows with the data samples that are not unfittable.
-
-    Raises:
-        ValueError: a sample without inputs whose data sample lacks metainfo
-            ``unfittable``, or the reverse (the pairing would be wrong).
+        ``pseudo_collate`` of the ``B'`` samples with inputs (``dict(inputs={}, data_samples=[])``
+        when ``B' = 0``), plus, when ``B' < B``, ``misses``: ``{position in the batch: data sample}``
+        of the others, in order. Exactly ``pseudo_collate(data_batch)`` when every sample has inputs.
     """
-    for i, sample in enumerate(data_batch):
-        if (sample.get('inputs') is None) != is_unfittable(sample.get('data_samples')):
-            state = 'has no inputs but no' if sample.get('inputs') is None else 'has inputs and a'
-            raise ValueError(f'{_describe(sample, i)} {state} metainfo "unfittable": a test set\'s unfittable '
-                             f'object must be packed as dict(inputs=None, data_samples=<metainfo unfittable=reason>)')
-    fitted = [s for s in data_batch if s.get('inputs') is not None]
-    if len(fitted) == len(data_batch):
+    misses = {i: s.get('data_samples') for i, s in enumerate(data_batch) if s.get('inputs') is None}
+    if not misses:
         return pseudo_collate(data_batch)
-    out = pseudo_collate(fitted) if fitted else dict(inputs={})
-    out['data_samples'] = [s['data_samples'] for s in data_batch]
+    kept = [s for s in data_batch if s.get('inputs') is not None]
+    out = pseudo_collate(kept) if kept else dict(inputs={}, data_samples=[])
+    out['misses'] = misses
     return out

@@ -23,12 +23,13 @@ from mmengine.dataset import BaseDataset, force_full_init
 from mmengine.fileio import exists, join_path
 from mmengine.logging import print_log
 
+from gsclip_mm.gaussians import GaussianFitter
 from gsclip_mm.gaussians.cache import file_sha256, points_sha256
 from gsclip_mm.registry import DATASETS, TRANSFORMS
 from gsclip_mm.structures import GSCLIPDataSample
-from gsclip_mm.utils.errors import ObjectError
-from gsclip_mm.structures.categories import SUNRGBD_CLASSES
 from gsclip_mm.structures.boxes import points_in_rboxes
+from gsclip_mm.structures.categories import SUNRGBD_CLASSES
+from gsclip_mm.utils.errors import ObjectError
 from .utils import load_infos, load_points
 
 
@@ -105,15 +106,16 @@ class SUNRGBDObjectDataset(BaseDataset):
     ``LoadObjectPoints``).
 
     Unusable objects never stop a run. Objects that ``tools/fit_gaussians.py``
-    recorded as unfittable (``fit_failures.json`` in the cache of the
-    pipeline's ``FitGaussians``) are dropped from a training set and kept in a
+    recorded as unfittable (``fit_failures.json`` in the cache of the fit
+    ``gaussian_fit`` names) are dropped from a training set and kept in a
     test set as scored misses; both are counted and logged with their
     reasons. An object whose pipeline raises :class:`ObjectError` (an
     undecodable image, bad points or camera, a fit that cannot start) is
     replaced by another one in training (MMEngine's refetch) and becomes a
     miss in testing: the sample ``dict(inputs=None, data_samples=...)`` whose
-    metainfo has ``unfittable`` (the reason), which the model scores NaN and
-    the metric counts as wrong. The test set is never silently shrunk.
+    metainfo has ``unfittable`` (the reason), which ``gsclip_collate`` keeps
+    beside the model's batch and the metric counts as wrong. The test set is
+    never silently shrunk.
 
     Args:
         ann_file (str): infos pkl, relative to ``data_root`` unless absolute.
@@ -133,6 +135,12 @@ class SUNRGBDObjectDataset(BaseDataset):
         split_by (str): ``'scene'`` (default) or ``'object'``.
         split_seed (int): seed of the split permutations.
         backend_args (dict, optional): mmengine file backend arguments.
+        gaussian_fit (dict | GaussianFitter | bool, optional): the Gaussian
+            fit whose failure record applies: its transform config (the
+            config's ``FitGaussians`` dict, any subclass too), a transform
+            holding a ``GaussianFitter`` (``.fitter``), or the fitter itself;
+            None (default): the pipeline's fitting step (the first transform
+            holding a ``GaussianFitter``); False: none.
         **kwargs: the rest of ``BaseDataset``'s arguments (``pipeline``,
             ``test_mode``, ``indices``, ``lazy_init``, ...).
     """
@@ -153,6 +161,7 @@ class SUNRGBDObjectDataset(BaseDataset):
                  split_by: str = 'scene',
                  split_seed: int = 0,
                  backend_args: Optional[dict] = None,
+                 gaussian_fit=None,
                  **kwargs) -> None:
         if split not in (None, 'train', 'val', 'test'):
             raise ValueError(f"split must be None, 'train', 'val' or 'test', got {split!r}")
@@ -178,6 +187,7 @@ class SUNRGBDObjectDataset(BaseDataset):
         self.split_seed = int(split_seed)
         self.backend_args = backend_args
         self.filter_counts: dict = {}
+        self._gaussian_fit = TRANSFORMS.build(gaussian_fit) if isinstance(gaussian_fit, Mapping) else gaussian_fit
         # Build pipeline dicts in our registry (as mmpretrain does), so the dataset works without a
         # default scope; Compose would look them up in MMEngine's root registry.
         kwargs['pipeline'] = [TRANSFORMS.build(t) if isinstance(t, dict) else t for t in kwargs.get('pipeline', [])]
@@ -224,7 +234,8 @@ class SUNRGBDObjectDataset(BaseDataset):
             f'SUNRGBDObjectDataset({self.ann_file}, split={self.split}): {len(raw_list)} scenes, '
             f'{counts["total"]} objects; kept {counts["kept"]}; dropped {counts["out_of_split"]} outside the '
             f'split, {counts["ignored_class"]} of classes not kept, {counts["invalid_box"]} with degenerate '
-            f'boxes, {counts["small_box"]} with a 2D box side under {self.min_box_side:g} px, {counts["empty"]} with no points in the box, {counts["too_few_points"]} with fewer than '
+            f'boxes, {counts["small_box"]} with a 2D box side under {self.min_box_side:g} px, '
+            f'{counts["empty"]} with no points in the box, {counts["too_few_points"]} with fewer than '
             f'{self.min_points} points, {counts["unfittable"] if not self.test_mode else 0} unfittable. '
             f'Classes ({len(classes)}): {list(classes)}',
             logger='current', level=logging.INFO if data_list else logging.WARNING)
@@ -322,22 +333,27 @@ class SUNRGBDObjectDataset(BaseDataset):
                     scene_points_sha256=scene_sha256))
         return kept
 
-    def _fit_step(self):
-        """The pipeline's ``FitGaussians`` with a cache (whose failure record applies), or None."""
-        for t in getattr(self.pipeline, 'transforms', []):
-            if type(t).__name__ == 'FitGaussians' and getattr(t, 'cache', None) is not None:
-                return t
-        return None
+    def _fit_step(self) -> Optional[GaussianFitter]:
+        """The fitting service whose failure record applies (``gaussian_fit``), when it has a cache; else None."""
+        fit = self._gaussian_fit
+        if fit is None:  # the pipeline's fitting step: a transform that holds the service (subclasses too)
+            fit = next((t for t in getattr(self.pipeline, 'transforms', [])
+                        if isinstance(getattr(t, 'fitter', None), GaussianFitter)), None)
+        fit = getattr(fit, 'fitter', fit) if fit is not False else None
+        if fit is not None and not isinstance(fit, GaussianFitter):
+            raise TypeError(f'gaussian_fit must be a fitting step config, a transform with a GaussianFitter, a '
+                            f'GaussianFitter, None or False; got {type(fit).__name__}')
+        return fit if fit is not None and fit.cache is not None else None
 
     def _apply_fit_failures(self, data_list: List[dict], counts: Counter) -> List[dict]:
         """Drop (training) or mark as misses (testing) the objects recorded as unfittable; log the reasons."""
         fit = self._fit_step()
-        record = fit.cache.failures() if fit is not None else {}
+        record = fit.failures() if fit is not None else {}
         if not record:
             return data_list
         kept, reasons = [], Counter()
         for info in data_list:
-            failure = record.get(fit.key(info))
+            failure = fit.failure_of(info, record)
             if failure is None:
                 kept.append(info)
                 continue
@@ -369,7 +385,8 @@ class SUNRGBDObjectDataset(BaseDataset):
 
     @staticmethod
     def miss_sample(info: dict, reason: str) -> dict:
-        """A test object with no usable data: no inputs, and ``unfittable`` in its metainfo."""
+        """A test object with no usable data (a recorded miss): no inputs (``gsclip_collate`` moves it beside
+        the model's batch), and the reason as metainfo ``unfittable`` (what ``ZeroShotAccuracy`` counts)."""
         keys = ('class_name', 'sample_idx', 'instance_idx', 'img_path', 'img_sha256')
         sample = GSCLIPDataSample(metainfo=dict({k: info[k] for k in keys if k in info}, unfittable=reason))
         sample.set_gt_label(info['gt_label'])

@@ -2,7 +2,8 @@
 
 The key hashes the object's inputs *as files* (the SHA-256 of the image
 file's bytes, of the object's points, the camera and the box) and every
-fitting setting, so a changed input or setting never reuses a stale fit, and
+fitting setting that changes the fit (``FitSettings.key_dict``: all but the
+rasteriser's tile side), so a changed input or setting never reuses a stale fit, and
 the key does not depend on which JPEG decoder a machine has. The dataset
 computes the two content hashes once per object when it is built
 (:func:`file_sha256`, :func:`points_sha256`). A file is written to a
@@ -12,7 +13,8 @@ body and the key; a file whose body does not match, or that does not parse,
 is reported and treated as missing (then refitted).
 
 ``fit_failures.json`` in the cache folder records, by key, the objects that
-``tools/fit_gaussians.py`` could not fit and why, so datasets skip them.
+``tools/fit_gaussians.py`` could not fit and why, so datasets skip them
+(:class:`gsclip_mm.gaussians.GaussianFitter` reads and writes it).
 """
 import hashlib
 import json

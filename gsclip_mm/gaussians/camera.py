@@ -12,7 +12,6 @@ import numpy as np
 
 from gsclip_mm.utils.errors import ObjectError
 
-
 # SUN RGB-D's pixel coordinates minus gsplat's for the same point: 1-based pixel centres (u = j + 1 for
 # 0-based column j) against centres at j + 0.5.
 SUNRGBD_PIXEL_OFFSET = 0.5

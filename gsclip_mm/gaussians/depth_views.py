@@ -39,7 +39,6 @@ import math
 from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
-
 import torch
 from torch import Tensor
 

@@ -48,17 +48,22 @@ import torch
 import torch.nn.functional as F
 
 from gsclip_mm.ops import knn
-from gsclip_mm.structures.boxes import points_in_rboxes
 from gsclip_mm.structures import GS_DIM, GS_OPACITY, GS_QUAT, GS_RGB, GS_SCALE, GS_XYZ
+from gsclip_mm.structures.boxes import points_in_rboxes
 from .camera import SUNRGBD_PIXEL_OFFSET, FitInputError, crop_intrinsics, decompose_depth2img, viewmat_from_rotation
 from .losses import photometric_loss
 from .metrics import psnr, ssim
 from .rasterize import rasterize
 
+#: Settings that do not change what is fitted (the 'tiles' rasteriser's tile side changes only its speed; the
+#: default rasteriser does not read it), pinned in the cache key to the value every key so far was made with:
+#: changing them reuses the cached fits, and caches written before they left the key keep their keys.
+KEY_PINNED = dict(tile_size=4)
+
 
 @dataclass
 class FitSettings:
-    """Every setting of a fit; all of them enter the cache key."""
+    """Every setting of a fit; all of them but ``tile_size`` enter the cache key (:meth:`key_dict`)."""
     num_steps: int = 500  # paper
     resolution: int = 64  # the box is resized to resolution x resolution
     max_gaussians: int = 2048  # more points are subsampled (seeded)
@@ -77,7 +82,7 @@ class FitSettings:
     mask_dilate: int = 1
     eps2d: float = 0.3
     near_plane: float = 0.01
-    tile_size: int = 4
+    tile_size: int = 4  # the 'tiles' rasteriser's tile side: speed only, not in the cache key
     seed: int = 0
     # What is fitted (section 5.1): 'scene' fits all of a scene's points against the whole image, then each
     # object's Gaussians are cut with its 3D box (the paper); 'object' fits each object alone against its box
@@ -100,14 +105,30 @@ class FitSettings:
         if 'background' in merged:
             merged['background'] = tuple(float(v) for v in merged['background'])
         out = cls(**merged)
-        if out.num_steps < 0 or out.resolution < 4 or out.max_gaussians < 2 or out.mode not in ('object', 'scene') \
-                or not 0 < out.scene_scale <= 4 or out.voxel_size < 0 or not 0 <= out.prune_opacity < 1 \
-                or (out.max_points is not None and out.max_points < 2):
-            raise ValueError(f'bad fitting settings: {out}')
+        out.check()
         return out
+
+    def check(self) -> None:
+        """Raises ValueError naming the first setting out of its range, and its value."""
+        s = self
+        for ok, name, allowed in (
+                (s.num_steps >= 0, 'num_steps', '>= 0'),
+                (s.resolution >= 4, 'resolution', '>= 4'),
+                (s.max_gaussians >= 2, 'max_gaussians', '>= 2'),
+                (s.mode in ('object', 'scene'), 'mode', "'object' or 'scene'"),
+                (0 < s.scene_scale <= 4, 'scene_scale', 'in (0, 4]'),
+                (s.voxel_size >= 0, 'voxel_size', '>= 0'),
+                (0 <= s.prune_opacity < 1, 'prune_opacity', 'in [0, 1)'),
+                (s.max_points is None or s.max_points >= 2, 'max_points', 'None or >= 2')):
+            if not ok:
+                raise ValueError(f'bad fitting setting {name}={getattr(s, name)!r}: must be {allowed}')
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def key_dict(self) -> dict:
+        """The settings as they enter the cache key: ``tile_size`` pinned (see :data:`KEY_PINNED`)."""
+        return dict(self.to_dict(), **KEY_PINNED)
 
 
 @dataclass
@@ -129,8 +150,8 @@ class FitResult:
     gaussians: np.ndarray  # [N', 14] float32, N' = N - pruned (N' = 0: nothing left; callers treat it as a failure)
     psnr: float
     ssim: float
-    render: Optional[np.ndarray] = None  # [R, R, 3] float32
-    target: Optional[np.ndarray] = None  # [R, R, 3] float32
+    render: Optional[np.ndarray] = None  # [H, W, 3] float32, the target's size (object mode: R x R)
+    target: Optional[np.ndarray] = None  # [H, W, 3] float32
     seconds: float = 0.0
     pruned: int = 0  # Gaussians removed by prune_opacity
     counts: dict = field(default_factory=dict)  # the input's counts (points dropped before fitting)

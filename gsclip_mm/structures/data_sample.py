@@ -5,7 +5,7 @@ import numpy as np
 import torch
 from mmengine.structures import BaseDataElement
 
-# ``pred_label`` of a row that predicts nothing: non-finite scores, or an unfittable object.
+# ``pred_label`` of a row that predicts nothing: its scores are not all finite.
 NO_PREDICTION = -1
 
 
@@ -25,12 +25,6 @@ def top1_labels(scores: torch.Tensor) -> torch.Tensor:
     return torch.where(torch.isfinite(scores).all(dim=1), first, torch.full_like(first, NO_PREDICTION))
 
 
-def is_unfittable(data_sample) -> bool:
-    """Whether the dataset recorded this object as unfittable (metainfo ``unfittable``: it has no inputs)."""
-    meta = getattr(data_sample, 'metainfo', None) or {}
-    return meta.get('unfittable') is not None
-
-
 class GSCLIPDataSample(BaseDataElement):
     """One object's annotation and prediction.
 
@@ -38,15 +32,17 @@ class GSCLIPDataSample(BaseDataElement):
     dataset name, e.g. ``'night_stand'``), ``crop_key`` (str, identifies the
     image crop, readable), ``sample_idx``,
     ``instance_idx``; ``crop_digest`` (str, the crop's content: what the
-    cache is keyed by); ``unfittable`` (str, only on a test object with no
-    usable data: the reason; it has no inputs and scores as a miss).
+    cache is keyed by). A test set's recorded miss
+    (``SUNRGBDObjectDataset.miss_sample``) is a data sample with the ground
+    truth and the reason in its metainfo that never gets a prediction:
+    ``gsclip_collate`` keeps it beside the model's batch, for the metric.
 
     Data fields:
         gt_label (Tensor): ``[1]`` int64, index into the dataset's classes.
         pred_score (Tensor): ``[C]`` float, scores over the evaluation vocabulary.
         pred_label (Tensor): ``[1]`` int64, the first class with the highest
             score (:func:`top1_labels`); ``NO_PREDICTION`` (-1) when the
-            scores are not all finite or the object is unfittable.
+            scores are not all finite.
         embedding (Tensor): ``[D]`` float, the L2-normalised 3D embedding.
     """
 

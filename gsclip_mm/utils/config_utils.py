@@ -1,4 +1,5 @@
-"""Config helpers the tools share: load a config, and find the Gaussian-fitting step of its datasets.
+"""Config helpers the tools share: load a config, the runner flags of train.py and test.py, and find the
+Gaussian-fitting step of its datasets.
 
 ``tools/fit_gaussians.py`` fits ahead of training what a config's
 ``FitGaussians`` step would fit; ``tools/analysis_tools/visualize_fit.py``
@@ -6,13 +7,16 @@ renders one such fit; ``tools/analysis_tools/reproduce_tables.py`` asks
 whether a config fits at all. All three read the dataset config the same way
 (through dataset wrappers, split at the fitting step), so it lives here.
 """
+import argparse
 import copy
 import logging
+import os
+import os.path as osp
 from typing import List, Optional, Sequence, Tuple
 
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
-from mmengine.registry import init_default_scope
+from mmengine.registry import TRANSFORMS, init_default_scope
 
 #: Split name -> the config's dataloader key.
 SPLITS = dict(train='train_dataloader', val='val_dataloader', test='test_dataloader')
@@ -28,6 +32,45 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
     return cfg
 
 
+def add_runner_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The flags ``tools/train.py`` and ``tools/test.py`` share, as mmpretrain's tools spell them:
+    ``--work-dir``, ``--cfg-options``, ``--launcher`` and ``--local-rank``."""
+    parser.add_argument('--work-dir', help='the directory for logs, checkpoints and metrics')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override some settings in the used config, the key-value pair '
+        'in xxx=yyy format will be merged into config file. If the value to '
+        'be overwritten is a list, it should be like key="[a,b]" or key=a,b '
+        'It also allows nested list/tuple values, e.g. key="[(a,b),(c,d)]" '
+        'Note that the quotation marks are necessary and that no white space '
+        'is allowed.')
+    parser.add_argument(
+        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none', help='job launcher')
+    # torchrun passes the rank through LOCAL_RANK; older launchers pass --local_rank.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    return parser
+
+
+def parse_runner_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """``parser.parse_args()``, with ``LOCAL_RANK`` set from ``--local-rank`` when the launcher did not set it."""
+    args = parser.parse_args()
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def apply_runner_args(cfg: Config, args: argparse.Namespace) -> Config:
+    """The launcher and the work dir (``--work-dir``, else the config's, else ``work_dirs/<config name>``)."""
+    cfg.launcher = args.launcher
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    return cfg
+
+
 def unwrap_dataset(cfg: dict) -> dict:
     """The innermost dataset config (through wrappers such as ClassBalancedDataset / RepeatDataset)."""
     while 'dataset' in cfg and isinstance(cfg['dataset'], dict):
@@ -35,10 +78,24 @@ def unwrap_dataset(cfg: dict) -> dict:
     return cfg
 
 
+def is_fit_step(transform: dict) -> bool:
+    """Whether the transform config builds a Gaussian-fitting step: gsclip_mm's ``FitGaussians`` or a subclass
+    of it, looked up through MMEngine's root TRANSFORMS registry (a name without a scope prefix is gsclip_mm's,
+    the tools' default scope; the registry imports the transforms on first use)."""
+    cls = transform.get('type', '')
+    if isinstance(cls, str):
+        try:
+            cls = TRANSFORMS.get(cls if '.' in cls else f'gsclip_mm.{cls}')
+        except KeyError:  # a scope that is not installed: not ours
+            cls = None
+    fit_cls = TRANSFORMS.get('gsclip_mm.FitGaussians')
+    return isinstance(cls, type) and fit_cls is not None and issubclass(cls, fit_cls)
+
+
 def find_fit_step(pipeline: Sequence[dict]) -> Optional[int]:
-    """Index of the first ``FitGaussians`` transform (with or without a scope prefix), None if there is none."""
+    """Index of the first Gaussian-fitting transform (:func:`is_fit_step`), None if there is none."""
     for i, t in enumerate(pipeline):
-        if str(t.get('type', '')).split('.')[-1] == 'FitGaussians':
+        if is_fit_step(t):
             return i
     return None
 
@@ -66,8 +123,8 @@ def split_dataset(cfg: Config, split: str) -> Optional[dict]:
 
 
 def fitting_configs(cfg: Config, split: str) -> Optional[Tuple[dict, List[dict], dict]]:
-    """(dataset config without its pipeline, transforms before FitGaussians, FitGaussians config) of ``split``;
-    None when the config has no dataset for it.
+    """(dataset config without its pipeline and its ``gaussian_fit``, transforms before FitGaussians, FitGaussians
+    config) of ``split``; None when the config has no dataset for it.
 
     Raises:
         ValueError: the split's pipeline has no FitGaussians step.
@@ -75,6 +132,8 @@ def fitting_configs(cfg: Config, split: str) -> Optional[Tuple[dict, List[dict],
     ds_cfg = split_dataset(cfg, split)
     if ds_cfg is None:
         return None
+    # The dataset is built to list every object, the recorded failures too (a rerun retries them).
+    ds_cfg.pop('gaussian_fit', None)
     pre, fit_cfg = split_pipeline(ds_cfg.pop('pipeline', []), f'{SPLITS[split]}.dataset')
     return ds_cfg, pre, fit_cfg
 

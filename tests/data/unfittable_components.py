@@ -2,7 +2,8 @@
 
 ``_UnfittableToyObjects`` returns packed samples (as the dataset's pipeline
 would) for 7 objects, 4 of them unfittable (``inputs=None`` and metainfo
-``unfittable``), so that with batch size 3 one batch is entirely unfittable.
+``unfittable``, as ``SUNRGBDObjectDataset.miss_sample`` packs them), so that
+with batch size 3 one batch is entirely unfittable (the model sees an empty batch).
 """
 import torch
 import torch.nn as nn

@@ -5,7 +5,7 @@ model = dict(
     type='GSCLIP',
     backbone=dict(type='_ToyGaussianEncoder'),
     head=dict(type='FrozenCLIPHead', templates=('a point cloud of a {}.', ),
-              eval_classes=('bed', 'chair', 'night_stand'), img_cache_dir=False))
+              eval_classes=('bed', 'chair', 'night_stand')))
 test_dataloader = dict(
     batch_size=3,
     num_workers=0,

@@ -5,8 +5,8 @@ import open_clip
 import pytest
 import torch
 
-from gsclip_mm.clip import (TINY_CLIP_NAME, build_frozen_clip, clip_embed_dims, clip_identity,
-                            clip_preprocess_cfg, register_embedded_configs, resolve_pretrained)
+from gsclip_mm.clip import (TINY_CLIP_NAME, build_frozen_clip, clip_embed_dims, clip_identity, clip_preprocess_cfg,
+                            register_embedded_configs, resolve_pretrained)
 
 # A tag of our own for the tiny architecture, whose preprocessing differs from every default.
 TAG_CFG = dict(url='https://example.invalid/x/tiny.pt', mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25),

@@ -10,8 +10,8 @@ import open_clip
 import pytest
 import torch
 
-from gsclip_mm.datasets.transforms import clip_image
 from gsclip_mm.clip import build_frozen_clip, encode_images, register_embedded_configs
+from gsclip_mm.datasets.transforms import clip_image
 from gsclip_mm.registry import TRANSFORMS
 
 TINY = 'GSCLIP-Tiny-64'

@@ -1,15 +1,14 @@
-"""gsclip_collate: pseudo_collate that keeps a test set's unfittable objects as data samples only."""
+"""gsclip_collate: pseudo_collate of the samples with inputs; a test set's recorded misses beside the batch."""
 import subprocess
 import sys
 
-import pytest
 import torch
 from mmengine.dataset import pseudo_collate
 from mmengine.registry import FUNCTIONS
 from mmengine.runner import Runner
 
+from gsclip_mm.datasets import SUNRGBDObjectDataset
 from gsclip_mm.datasets.collate import gsclip_collate
-from gsclip_mm.structures import is_unfittable
 from gsclip_mm.structures import GSCLIPDataSample
 
 
@@ -18,9 +17,10 @@ def fitted(i):
                 data_samples=GSCLIPDataSample(metainfo=dict(class_name='bed', sample_idx=i)))
 
 
-def unfittable(i, reason='no points in box'):
-    return dict(inputs=None, data_samples=GSCLIPDataSample(
-        metainfo=dict(class_name='chair', sample_idx=i, instance_idx=0, img_path=f'/d/{i}.jpg', unfittable=reason)))
+def miss(i, reason='no points in box'):
+    """A test set's recorded miss, as ``SUNRGBDObjectDataset.miss_sample`` packs it."""
+    return SUNRGBDObjectDataset.miss_sample(
+        dict(class_name='chair', sample_idx=i, instance_idx=0, img_path=f'/d/{i}.jpg', gt_label=1), reason)
 
 
 def test_all_fitted_is_pseudo_collate():
@@ -30,34 +30,26 @@ def test_all_fitted_is_pseudo_collate():
     assert [t.tolist() for t in out['inputs']['gaussians']] == [t.tolist() for t in ref['inputs']['gaussians']]
 
 
-def test_mixed_batch_collates_fitted_inputs_and_keeps_every_sample_in_order():
-    batch = [unfittable(0), fitted(1), unfittable(2), fitted(3)]
+def test_mixed_batch_collates_the_others_and_moves_misses_beside_the_batch():
+    batch = [miss(0), fitted(1), miss(2, 'image not found'), fitted(3)]
     out = gsclip_collate(batch)
+    assert set(out) == {'inputs', 'data_samples', 'misses'}
     assert [t[0, 0].item() for t in out['inputs']['gaussians']] == [1.0, 3.0]
-    assert [ds.sample_idx for ds in out['data_samples']] == [0, 1, 2, 3]
-    assert [is_unfittable(ds) for ds in out['data_samples']] == [True, False, True, False]
-    everything_unfittable = gsclip_collate([unfittable(0), unfittable(1)])
-    assert everything_unfittable['inputs'] == {} and len(everything_unfittable['data_samples']) == 2
-
-
-def test_inconsistent_samples_are_named():
-    no_reason = unfittable(7)
-    no_reason['data_samples'] = GSCLIPDataSample(metainfo=dict(img_path='/d/7.jpg', sample_idx=7))
-    with pytest.raises(ValueError, match=r"sample 1 of the batch \(img_path='/d/7.jpg', sample_idx=7\) has no inputs"):
-        gsclip_collate([fitted(0), no_reason])
-    reason_with_inputs = fitted(3)
-    reason_with_inputs['data_samples'].set_metainfo(dict(unfittable='x'))
-    with pytest.raises(ValueError, match='sample 0 of the batch .* has inputs and a metainfo "unfittable"'):
-        gsclip_collate([reason_with_inputs])
+    assert [ds.sample_idx for ds in out['data_samples']] == [1, 3]  # what the model sees: no miss
+    assert list(out['misses']) == [0, 2] and [ds.sample_idx for ds in out['misses'].values()] == [0, 2]
+    assert out['misses'][2] is batch[2]['data_samples']
+    only_misses = gsclip_collate([miss(0), miss(1)])
+    assert only_misses['inputs'] == {} and only_misses['data_samples'] == [] and list(only_misses['misses']) == [0, 1]
 
 
 def test_runner_builds_it_from_a_config():
     assert FUNCTIONS.get('gsclip_collate') is gsclip_collate
-    loader = Runner.build_dataloader(dict(dataset=[unfittable(0), fitted(1), fitted(2)], batch_size=3,
+    loader = Runner.build_dataloader(dict(dataset=[miss(0), fitted(1), fitted(2)], batch_size=3,
                                           num_workers=0, sampler=dict(type='DefaultSampler', shuffle=False),
                                           collate_fn=dict(type='gsclip_collate')))
     batch, = list(loader)
-    assert len(batch['inputs']['gaussians']) == 2 and len(batch['data_samples']) == 3
+    assert len(batch['inputs']['gaussians']) == 2 and len(batch['data_samples']) == 2
+    assert list(batch['misses']) == [0] and batch['misses'][0].unfittable == 'no points in box'
 
 
 def test_default_scope_alone_registers_it():

@@ -55,7 +55,7 @@ def test_fit_gaussians_with_cache(night_stand, tmp_path, monkeypatch):
     files = list(tmp_path.rglob('*.ply'))
     assert len(files) == 1 and files[0].read_bytes().startswith(b'ply\n')
     # the second call reads the cache: fitting again would fail
-    import gsclip_mm.datasets.transforms.gaussian_fitting as mod
+    import gsclip_mm.gaussians.fitter as mod  # the service the transform fits through
     monkeypatch.setattr(mod, 'fit_batch', lambda *a, **k: pytest.fail('refitted a cached object'))
     again = t(dict(night_stand))
     np.testing.assert_allclose(again['gaussians'], g, rtol=1e-5, atol=1e-6)

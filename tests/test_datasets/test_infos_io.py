@@ -9,12 +9,11 @@ import pickletools
 import mmengine
 import numpy as np
 import pytest
+from deep_equal import assert_same  # tests/data
 
 from gsclip_mm.datasets.utils import InfosError, load_infos
 from gsclip_mm.registry import DATASETS
 from gsclip_mm.utils import ForbiddenGlobalError
-
-from deep_equal import assert_same  # tests/data
 
 # The real scene 000017 that the dataset tests use (mmdetection3d's infos format, protocol 2).
 SAMPLE = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'data', 'sunrgbd_sample')

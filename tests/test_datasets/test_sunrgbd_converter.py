@@ -16,13 +16,13 @@ import scipy.io
 from deep_equal import assert_same  # tests/data
 from PIL import Image
 
-from gsclip_mm.structures.categories import SUNRGBD37_CLASSES, SUNRGBD_CLASSES
 from gsclip_mm.datasets.converters import (DEFAULT_MAPPING_FILE, SUNRGBD37Mapping, convert, depth2img_matrix,
                                            format_report, load_depth_points, normalize_name, parse_calib,
                                            parse_label_line, singular_candidates, subsample_points)
 from gsclip_mm.datasets.utils import load_infos, load_points
-from gsclip_mm.structures.boxes import points_in_rboxes
 from gsclip_mm.registry import DATASETS
+from gsclip_mm.structures.boxes import points_in_rboxes
+from gsclip_mm.structures.categories import SUNRGBD37_CLASSES, SUNRGBD_CLASSES
 
 TESTS = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # The two raw scenes: shipped with the tests when copied there, else the planning repo's copy beside this one.

@@ -8,16 +8,16 @@ import pytest
 import scipy.io
 from deep_equal import assert_same  # tests/data
 
-from gsclip_mm.structures.categories import SUNRGBD37_CLASSES
 from gsclip_mm.datasets.converters import SUNRGBD37Mapping, parse_label_file, parse_label_line
-from gsclip_mm.datasets.synthetic import (EXTRA_CLASSES, KINDS, RAW_NAMES, TEST_CLASSES, generate_scene,
-                                          plan_scenes, scene_paths)
+from gsclip_mm.datasets.synthetic import (EXTRA_CLASSES, KINDS, RAW_NAMES, TEST_CLASSES, generate_scene, plan_scenes,
+                                          scene_paths)
 from gsclip_mm.datasets.synthetic.render import backproject, rasterize
 from gsclip_mm.datasets.synthetic.scene import AXES
 from gsclip_mm.datasets.utils import load_infos
-from gsclip_mm.structures.boxes import points_in_rboxes
 from gsclip_mm.gaussians.camera import crop_intrinsics, decompose_depth2img
 from gsclip_mm.gaussians.fitting import crop_box
+from gsclip_mm.structures.boxes import points_in_rboxes
+from gsclip_mm.structures.categories import SUNRGBD37_CLASSES
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 REAL_RAW = osp.join(REPO, 'tests', 'data', 'sunrgbd_raw_sample')

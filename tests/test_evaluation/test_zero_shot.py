@@ -2,12 +2,16 @@
 import logging
 import math
 
+import mmengine
 import numpy as np
 import pytest
 import torch
-from mmengine.evaluator import Evaluator
+from mmengine.evaluator import DumpResults, Evaluator
 
+from gsclip_mm.datasets import SUNRGBDObjectDataset
+from gsclip_mm.datasets.collate import gsclip_collate
 from gsclip_mm.evaluation.metrics import zero_shot
+from gsclip_mm.models.classifiers.base import with_misses
 from gsclip_mm.registry import METRICS
 from gsclip_mm.structures import GSCLIPDataSample
 
@@ -212,3 +216,107 @@ def test_clean_run_logs_no_warning_and_reasons_are_capped(monkeypatch):
     metric.process(None, [unfittable_prediction('bed', f'reason {i}') for i in range(5)] + predictions(ROWS[:1]))
     assert metric.compute_metrics(metric.results)['num_unfittable'] == 5
     assert 'reasons: reason 0 (1); reason 1 (1); reason 2 (1); 2 more reasons) and count as wrong' in logged[-1][0]
+
+
+# ------------------------------------------------ recorded misses, collated beside the batch and put back
+def packed(name, scores=None, reason=None, idx=0):
+    """One object as the dataset yields it: with inputs (its data sample already holds the prediction the
+    stand-in model returns), or a recorded miss (no inputs)."""
+    if reason is not None:
+        return SUNRGBDObjectDataset.miss_sample(dict(class_name=name, sample_idx=idx, gt_label=0), reason)
+    ds, = predictions([(name, scores)])
+    ds.set_metainfo(dict(sample_idx=idx))
+    return dict(inputs=dict(gaussians=torch.zeros(1, 14)), data_samples=ds)
+
+
+def run_batches(metrics, batches):
+    """What MMEngine's test loop does per batch: collate, ``test_step`` (here a stand-in model whose data
+    samples already hold their predictions: the batch's data samples, the misses put back in order), and
+    every metric processes the outputs."""
+    evaluator = Evaluator(metrics)
+    for objects in batches:
+        data_batch = gsclip_collate(objects)
+        evaluator.process(data_samples=with_misses(data_batch['data_samples'], data_batch), data_batch=data_batch)
+
+
+# The case of test_unfittable_and_diverged_rows_are_counted_and_logged, packed by the dataset: 8 objects in
+# batches of 3, the 4 misses (one batch holds misses only) collated beside the model's batch.
+OBJECTS = [packed('bed', [0.9, 0.1, 0.0]), packed('bed', [NAN, 0.1, 0.0]), packed('chair', [0.1, 0.8, 0.1]),
+           packed('chair', reason='no points in box'), packed('night_stand', reason='no points in box'),
+           packed('night_stand', reason='image not found'),
+           packed('chair', reason='fit diverged'), packed('night_stand', [0.2, 0.2, 0.2])]
+
+
+def test_collated_misses_score_as_the_old_inline_ones(monkeypatch):
+    logged = []
+    monkeypatch.setattr(zero_shot, 'print_log', lambda msg, **kw: logged.append((msg, kw.get('level'))))
+    metric = METRICS.build(dict(type='ZeroShotAccuracy', topk=(1, 2)))
+    run_batches([metric], [OBJECTS[0:3], OBJECTS[3:6], OBJECTS[6:8]])
+    assert len(metric.results) == 8 and [r['unfittable'] for r in metric.results][3:7] == [
+        'no points in box', 'no points in box', 'image not found', 'fit diverged']
+    res = metric.evaluate(8)
+    # by hand: bed 1 of 2 (the NaN row is a miss), chair 1 of 3 (two misses), night stand 0 of 3 (two misses,
+    # a tie that predicts bed); overall 2 of 8; top-2 the same (the tie ranks night stand third)
+    assert res['zero_shot/acc_bed'] == pytest.approx(50.0)
+    assert res['zero_shot/acc_chair'] == pytest.approx(100 / 3)
+    assert res['zero_shot/acc_night_stand'] == pytest.approx(0.0)
+    assert res['zero_shot/class_mean_acc'] == pytest.approx((50 + 100 / 3 + 0) / 3)
+    assert res['zero_shot/overall_acc'] == pytest.approx(100 * 2 / 8)
+    assert res['zero_shot/top2_acc'] == pytest.approx(100 * 2 / 8)
+    assert res['zero_shot/num_nonfinite'] == 1 and res['zero_shot/num_unfittable'] == 4
+    (msg, level), = logged
+    assert level == logging.WARNING
+    assert 'WARNING: 1 of 8 predictions have non-finite scores (model diverged?): counted as wrong' in msg
+    assert ('WARNING: 4 of 8 test objects were unfittable (no Gaussians; reasons: no points in box (2); '
+            'image not found (1); fit diverged (1)) and count as wrong') in msg
+    assert '| #objects | 8 |  | 2 | 3 | 3 |' in msg
+    assert 'CLIP: UNTRAINED' in msg  # the misses, never scored by a CLIP, do not blur the CLIP note
+
+
+def test_misses_only_need_the_classes():
+    metric = METRICS.build(dict(type='ZeroShotAccuracy', classes=VOCAB))
+    run_batches([metric], [[packed('bed', reason='x'), packed('chair', reason='y')]])
+    res = metric.compute_metrics(metric.results)
+    assert res['overall_acc'] == 0.0 and res['num_unfittable'] == 2 and res['acc_bed'] == 0.0
+    metric = METRICS.build(dict(type='ZeroShotAccuracy'))
+    run_batches([metric], [[packed('bed', reason='x')]])
+    with pytest.raises(ValueError, match='every object is a recorded miss.*give ZeroShotAccuracy its classes'):
+        metric.compute_metrics(metric.results)
+
+
+def test_the_dump_holds_every_object_in_order_and_scores_the_same(tmp_path):
+    out = str(tmp_path / 'preds.pkl')
+    metric = METRICS.build(dict(type='ZeroShotAccuracy', topk=(1, 2)))
+    dump = DumpResults(out_file_path=out)  # what tools/test.py --out adds
+    objects = [packed(ds.class_name, ds.pred_score.tolist() if 'pred_score' in ds else None, ds.get('unfittable'),
+                      idx=i) for i, ds in enumerate(o['data_samples'] for o in OBJECTS)]
+    run_batches([metric, dump], [objects[0:3], objects[3:6], objects[6:8]])
+    expected = metric.evaluate(8)
+    dump.evaluate(8)
+    dumped = mmengine.load(out)
+    assert [d['sample_idx'] for d in dumped] == list(range(8))  # every object, in order
+    assert [d.get('unfittable') for d in dumped][3:7] == ['no points in box', 'no points in box',
+                                                          'image not found', 'fit diverged']
+    assert all('pred_score' not in d for d in dumped[3:7]) and all('pred_score' in d for d in dumped[:3])
+    offline = METRICS.build(dict(type='ZeroShotAccuracy', topk=(1, 2)))
+    offline.process(None, dumped)
+    assert {f'zero_shot/{k}': v for k, v in offline.compute_metrics(offline.results).items()} == expected
+
+
+def test_distributed_collection_keeps_a_rank_s_miss_before_its_padding():
+    # 5 objects on 2 ranks, batch size 3: DefaultSampler(shuffle=False) pads to 6 and gives rank 0 objects
+    # [0, 2, 4], rank 1 [1, 3, 0] (0 again: the padding). MMEngine's collect_results (cpu) interleaves the
+    # ranks' results and cuts them to 5, so a rank's results must follow its batches' order: had object 1
+    # (a miss) been put after its batch's predictions, the cut would drop it and keep the padded duplicate.
+    objects = [packed('bed', [1.0, 0.0, 0.0]), packed('chair', reason='no points in box'),
+               packed('chair', [0.0, 1.0, 0.0]), packed('night_stand', [0.0, 0.0, 1.0]),
+               packed('bed', [0.0, 1.0, 0.0])]
+    parts = []
+    for rank_indices in ([0, 2, 4], [1, 3, 0]):
+        metric = METRICS.build(dict(type='ZeroShotAccuracy'))
+        run_batches([metric], [[objects[i] for i in rank_indices]])
+        parts.append(metric.results)
+    collected = [r for res in zip(*parts) for r in res][:5]  # mmengine.dist.collect_results_cpu's order
+    assert [r['class_name'] for r in collected] == ['bed', 'chair', 'chair', 'night_stand', 'bed']
+    res = METRICS.build(dict(type='ZeroShotAccuracy')).compute_metrics(collected)
+    assert res['num_unfittable'] == 1 and res['overall_acc'] == pytest.approx(100 * 3 / 5)

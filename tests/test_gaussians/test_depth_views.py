@@ -6,8 +6,7 @@ import pytest
 import torch
 
 from gsclip_mm.gaussians.depth_views import (CLIP_MEAN, CLIP_STD, DEPTH_MAX_INTENSITY, VIEW_NAMES_6, depth_to_image,
-                                             normalize_object, render_gaussian_depth, render_point_depth,
-                                             view_cameras)
+                                             normalize_object, render_gaussian_depth, render_point_depth, view_cameras)
 from gsclip_mm.gaussians.rasterize import rasterize
 
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from gsclip_mm.gaussians.ply import PLYError, SH_C0, gaussians_to_ply, parse_ply, ply_to_gaussians
+from gsclip_mm.gaussians.ply import SH_C0, PLYError, gaussians_to_ply, parse_ply, ply_to_gaussians
 
 
 def make_gaussians(n=7, seed=0):

@@ -4,12 +4,12 @@ import pickle
 
 import numpy as np
 import pytest
+from test_fitting import K, synthetic_object  # noqa: I100  (pytest puts this folder on sys.path)
 
-from gsclip_mm.structures.boxes import points_in_rboxes
 from gsclip_mm.gaussians import FitInputError, FitSettings, cut_object, fit_batch, prepare_scene_fit_input
 from gsclip_mm.gaussians.fitting import subsample_points
 from gsclip_mm.structures import GS_OPACITY, GS_XYZ
-from test_fitting import K, synthetic_object  # noqa: I100  (pytest puts this folder on sys.path)
+from gsclip_mm.structures.boxes import points_in_rboxes
 
 SAMPLE = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'data', 'sunrgbd_sample')
 

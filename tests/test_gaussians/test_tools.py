@@ -174,6 +174,7 @@ def unfittable_bed(tmp_path):
 
 def build_dataset(cfg_path, split='val_dataloader', **overrides):
     from mmengine.config import Config
+
     from gsclip_mm.registry import DATASETS
     ds_cfg = unwrap_dataset(Config.fromfile(cfg_path)[split]['dataset'].to_dict())
     return DATASETS.build(dict(ds_cfg, **overrides))
@@ -254,7 +255,8 @@ def test_resumed_run_writes_exactly_what_an_uninterrupted_run_writes(tmp_path):
     """A run killed after one object (its chunk-mate missing) resumes to the same bytes: the missing object
     is fitted in its original batch, not alone (which would differ at round-off, amplified by Adam)."""
     cfg, cache = write_config(tmp_path)
-    args = [cfg, '--splits', 'val', '--batch-size', '2', '--fit-options', 'num_steps=60', 'max_gaussians=1000']  # unequal sizes, enough steps to drift
+    # unequal sizes, enough steps to drift
+    args = [cfg, '--splits', 'val', '--batch-size', '2', '--fit-options', 'num_steps=60', 'max_gaussians=1000']
     fit_gaussians.main(args)
     files = sorted((tmp_path / 'cache').rglob('*.ply'))
     uninterrupted = {f.name: f.read_bytes() for f in files}
@@ -309,7 +311,7 @@ def test_scene_mode_transform_fits_a_missing_scene_once(tmp_path, monkeypatch):
             results = t(results)
         return fitter(results)
     first = run(0)
-    import gsclip_mm.datasets.transforms.gaussian_fitting as gf
+    import gsclip_mm.gaussians.fitter as gf  # the service the transform fits through
 
     def no_fit(*a, **k):
         raise AssertionError('the scene was fitted twice')

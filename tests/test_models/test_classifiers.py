@@ -98,14 +98,6 @@ def test_image_loss_uses_the_batchs_embeddings_and_no_img_loss_needs_none():
         {'loss', 'loss_text', 'logit_scale'}
 
 
-def test_shape_to_image_ranks_on_the_model():
-    model = build()
-    img = torch.eye(128)[:3]
-    assert model.shape_to_image_ranks(img[[0, 2, 1]], img).tolist() == [0, 2, 2]
-    scores, idx = model.text_to_shape(['chair'], model.head.text_embeddings(['bed', 'chair', 'bed']), topk=1)
-    assert idx.tolist() == [[1]] and scores.item() == pytest.approx(1.0, abs=1e-5)
-
-
 def test_checkpoint_round_trip_through_mmengine(tmp_path):
     model = build()
     model.train_step(batch(), OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.5)))
@@ -126,8 +118,8 @@ def test_checkpoint_round_trip_through_mmengine(tmp_path):
     assert all(torch.equal(v, other.head.clip.state_dict()[k]) for k, v in clip_before.items())
 
 
-def with_unfittable(data, where):
-    """Replace the samples at ``where`` by unfittable objects, collated as gsclip_collate does."""
+def with_misses_at(data, where):
+    """Make the samples at ``where`` recorded misses of a test set (no inputs), collated by gsclip_collate."""
     from gsclip_mm.datasets.collate import gsclip_collate
     per_sample = []
     for i, ds in enumerate(data['data_samples']):
@@ -144,40 +136,48 @@ def only(data, keep):
                 data_samples=[data['data_samples'][i] for i in keep])
 
 
-def test_predict_skips_unfittable_objects():
+def test_predict_sees_no_miss_and_test_step_puts_the_misses_back_in_order():
     model = build()
     model.eval()
-    data = batch(n=4)
-    preds = model.val_step(with_unfittable(data, where={1, 3}))
-    assert [p.metainfo.get('unfittable') for p in preds] == [None, 'no points in box', None, 'no points in box']
-    ref = model.val_step(only(batch(n=4), keep=[0, 2]))  # the fittable ones alone
-    for p, r in zip([preds[0], preds[2]], ref):
+    data = with_misses_at(batch(n=4), where={1, 3})
+    forwarded = model.data_preprocessor(data, training=False)
+    assert set(forwarded) == {'inputs', 'data_samples'} and len(forwarded['data_samples']) == 2
+    assert forwarded['inputs']['gaussians'].shape == (2, 16, 14)  # the model's forward: the others only
+    preds = model.val_step(data)
+    assert [p.crop_key for p in preds] == [f'img{i}.jpg|{i}' for i in range(4)]  # every object, in batch order
+    assert preds[1] is data['misses'][1] and preds[3] is data['misses'][3]
+    for p in (preds[1], preds[3]):  # a miss: its data sample, no prediction
+        assert p.unfittable == 'no points in box' and 'pred_score' not in p and 'embedding' not in p
+    ref = model.val_step(only(batch(n=4), keep=[0, 2]))  # the others alone
+    for p, r in zip((preds[0], preds[2]), ref):
         assert torch.allclose(p.pred_score, r.pred_score, atol=1e-6) and p.pred_label.item() == r.pred_label.item()
-    for p in (preds[1], preds[3]):
-        assert p.pred_score.shape == (3, ) and p.pred_score.isnan().all() and p.pred_label.tolist() == [-1]
-        assert 'embedding' not in p and p.score_classes == CLASSES
-    # a batch with no fittable object at all
-    preds = model.val_step(with_unfittable(batch(n=2), where={0, 1}))
-    assert len(preds) == 2 and all(p.pred_label.tolist() == [-1] for p in preds)
+        assert p.score_classes == CLASSES and p.embedding.shape == (128, )
+    assert [p.crop_key for p in model.test_step(data)] == [p.crop_key for p in preds]
+    # a batch of misses only: the model's batch is empty and predicts nothing; test_step gives the misses
+    data = with_misses_at(batch(n=2), where={0, 1})
+    assert model(**model.data_preprocessor(data), mode='predict') == []
+    assert model.test_step(data) == [data['misses'][0], data['misses'][1]]
 
 
-def test_loss_leaves_unfittable_objects_out():
+def test_with_misses_names_a_batch_that_does_not_add_up():
+    from gsclip_mm.models.classifiers.base import with_misses
+    assert with_misses(['a', 'b'], dict(inputs={})) == ['a', 'b'] and with_misses(['a'], None) == ['a']
+    assert with_misses(['p1', 'p3'], dict(misses={0: 'm0', 2: 'm2'})) == ['m0', 'p1', 'm2', 'p3']
+    with pytest.raises(ValueError, match=r'2 predictions and misses at positions \[0, 5\].*batch of 4'):
+        with_misses(['p1', 'p3'], dict(misses={0: 'm', 5: 'm'}))  # a prediction too few for position 5
+
+
+def test_loss_of_a_batch_with_misses_is_the_loss_of_the_others():
     model = build()
-    data = batch(n=4)
-    mixed = model.data_preprocessor(with_unfittable(data, where={1}), training=True)
+    mixed = model.data_preprocessor(with_misses_at(batch(n=4), where={1}), training=True)
     alone = model.data_preprocessor(only(batch(n=4), keep=[0, 2, 3]), training=True)
     got, ref = model(**mixed, mode='loss'), model(**alone, mode='loss')
     for k in ('loss_text', 'loss_img'):
         assert got[k].item() == pytest.approx(ref[k].item(), rel=1e-6)
 
 
-def test_loss_of_an_all_unfittable_batch_is_zero_and_backpropagates():
+def test_loss_of_an_empty_batch_is_an_error_that_names_the_cause():
     model = build()
-    data = model.data_preprocessor(with_unfittable(batch(n=2), where={0, 1}), training=True)
-    losses = model(**data, mode='loss')
-    assert set(losses) == {'loss_text', 'loss_img', 'logit_scale'}
-    total = losses['loss_text'] + losses['loss_img']
-    assert total.item() == 0.0 and total.grad_fn is not None
-    total.backward()
-    grads = [p.grad for p in model.parameters() if p.requires_grad]
-    assert grads and all(g is not None and not g.any() for g in grads)
+    data = model.data_preprocessor(with_misses_at(batch(n=2), where={0, 1}), training=True)
+    with pytest.raises(ValueError, match='GSCLIP: a training batch with no samples.*test_mode=False'):
+        model(**data, mode='loss')

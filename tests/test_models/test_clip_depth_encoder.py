@@ -3,8 +3,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gsclip_mm.models.backbones import load_depth_encoder_weights
 from gsclip_mm.clip.loader import build_frozen_clip, encode_images
+from gsclip_mm.models.backbones import load_depth_encoder_weights
 from gsclip_mm.registry import MODELS
 
 CLIP = dict(model_name='GSCLIP-Tiny-64', pretrained=None, clip_seed=0)  # 64 px input, D = 128

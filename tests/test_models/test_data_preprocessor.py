@@ -1,4 +1,4 @@
-"""GSCLIPDataPreprocessor: stacking Gaussians and CLIP image embeddings, unfittable rows, named errors."""
+"""GSCLIPDataPreprocessor: stacking Gaussians and CLIP image embeddings, what reaches the model, named errors."""
 import pytest
 import torch
 
@@ -43,27 +43,23 @@ def test_bad_batches_are_named():
         pre(dict(inputs=dict(foo=[torch.ones(1)])))
 
 
-def unfittable_sample():
-    return GSCLIPDataSample(metainfo=dict(unfittable='no points in box'))
-
-
-def test_unfittable_samples_have_no_input_rows():
+def test_only_inputs_and_data_samples_reach_the_model():
+    """``gsclip_collate``'s ``misses`` (a test set's recorded misses) stay in the data batch, for the metric."""
+    from gsclip_mm.datasets.collate import gsclip_collate
+    miss = dict(inputs=None, data_samples=GSCLIPDataSample(metainfo=dict(sample_idx=0)))
+    fitted = [dict(inputs=dict(gaussians=torch.full((5, 14), float(i))),
+                   data_samples=GSCLIPDataSample(metainfo=dict(sample_idx=i))) for i in (1, 2)]
     pre = build()
-    g = [torch.rand(5, 14), torch.rand(5, 14)]
-    ds = [unfittable_sample(), GSCLIPDataSample(), GSCLIPDataSample()]
-    out = pre(dict(inputs=dict(gaussians=g), data_samples=ds))
-    assert out['inputs']['gaussians'].shape == (2, 5, 14)
-    assert [d.metainfo.get('unfittable') for d in out['data_samples']] == ['no points in box', None, None]
-    # per-sample dicts: an unfittable object's None is dropped
-    out = pre(dict(inputs=[None, dict(gaussians=g[0]), dict(gaussians=g[1])], data_samples=ds))
-    assert torch.equal(out['inputs']['gaussians'][1], g[1])
-    # nothing fittable: no inputs at all
-    out = pre(dict(inputs={}, data_samples=[unfittable_sample()] * 2))
-    assert out['inputs'] == {} and len(out['data_samples']) == 2
+    out = pre(gsclip_collate([miss] + fitted))
+    assert set(out) == {'inputs', 'data_samples'}
+    assert out['inputs']['gaussians'][:, 0, 0].tolist() == [1.0, 2.0]
+    assert [d.sample_idx for d in out['data_samples']] == [1, 2]
+    # a batch of misses only: an empty batch
+    out = pre(gsclip_collate([miss, miss]))
+    assert out == dict(inputs={}, data_samples=[])
 
 
-def test_input_rows_must_match_the_fittable_samples():
+def test_input_rows_must_match_the_data_samples():
     pre = build()
-    with pytest.raises(ValueError, match=r'3 input rows but 2 of its 3 data samples are fittable.*gsclip_collate'):
-        pre(dict(inputs=dict(gaussians=[torch.ones(4, 14)] * 3),
-                 data_samples=[unfittable_sample(), GSCLIPDataSample(), GSCLIPDataSample()]))
+    with pytest.raises(ValueError, match=r'3 input rows but 2 data samples.*gsclip_collate'):
+        pre(dict(inputs=dict(gaussians=[torch.ones(4, 14)] * 3), data_samples=[GSCLIPDataSample()] * 2))

@@ -3,9 +3,10 @@ against their slow references over several batch shapes."""
 import pytest
 import torch
 
-from gsclip_mm.ops import (ball_query, furthest_point_sample, gather_points, group_points, grouping_operation, knn,
-                           mmcv_ops_available, square_distance)
+from gsclip_mm.ops import ball_query
 from gsclip_mm.ops import distance as distance_module
+from gsclip_mm.ops import (furthest_point_sample, gather_points, group_points, grouping_operation, knn,
+                           mmcv_ops_available, square_distance)
 from gsclip_mm.ops._mmcv import use_mmcv
 from gsclip_mm.ops.ball_query import _ball_query_reference
 from gsclip_mm.ops.furthest_point_sample import _furthest_point_sample_reference

@@ -11,7 +11,6 @@ import cv2
 import numpy as np
 import pytest
 from mmengine.config import Config
-
 from test_train_test import ROOT
 
 TOOLS = osp.join(ROOT, 'tools')

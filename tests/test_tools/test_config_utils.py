@@ -13,8 +13,8 @@ OBJECTS = dict(type='SUNRGBDObjectDataset', ann_file='a.pkl', pipeline=[*LOAD, F
 
 
 def test_unwrap_dataset_goes_through_every_wrapper():
-    wrapped = dict(type='RepeatDataset', times=2, dataset=dict(type='ClassBalancedDataset', oversample_thr=0.1,
-                                                              dataset=OBJECTS))
+    inner = dict(type='ClassBalancedDataset', oversample_thr=0.1, dataset=OBJECTS)
+    wrapped = dict(type='RepeatDataset', times=2, dataset=inner)
     assert unwrap_dataset(wrapped) is OBJECTS
     assert unwrap_dataset(OBJECTS) is OBJECTS
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from gsclip_mm.structures.categories import SUNRGBD37_CLASSES, SUNRGBD_TABLE1_ORDER
 from gsclip_mm.registry import MODELS, TRANSFORMS
+from gsclip_mm.structures.categories import SUNRGBD37_CLASSES, SUNRGBD_TABLE1_ORDER
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs', 'gsclip', '*.py')))

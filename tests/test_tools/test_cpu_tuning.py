@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-
 from test_train_test import ROOT
 
 CPU_TUNING = osp.join(ROOT, 'gsclip_mm', 'utils', 'cpu_tuning.py')

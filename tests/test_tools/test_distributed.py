@@ -9,7 +9,6 @@ import sys
 
 import pytest
 import torch
-
 from test_train_test import ROOT, TOY_CFG
 
 

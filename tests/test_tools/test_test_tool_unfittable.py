@@ -7,10 +7,10 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.runner.checkpoint import save_checkpoint
+from test_train_test import ROOT, run_tool
 
 from gsclip_mm.evaluation.metrics.zero_shot import ZeroShotAccuracy
 from gsclip_mm.registry import MODELS
-from test_train_test import ROOT, run_tool
 
 CFG = osp.join(ROOT, 'tests', 'data', 'unfittable_config.py')
 
@@ -36,8 +36,11 @@ def test_unfittable_objects_count_as_misses_and_dump(tmp_path):
     assert [p['sample_idx'] for p in preds] == list(range(7))  # every object, in order
     unfit = [p for p in preds if p.get('unfittable')]
     assert [p['sample_idx'] for p in unfit] == [1, 3, 4, 5]
-    assert all(p['pred_label'].tolist() == [-1] and torch.isnan(p['pred_score']).all() and 'embedding' not in p
-               for p in unfit)
+    assert [p['unfittable'] for p in unfit] == ['no points in box', 'no points in box', 'image not found',
+                                                'no points in box']
+    # a miss never reached the model: its data sample (ground truth, reason), no prediction
+    assert all('pred_score' not in p and 'pred_label' not in p and 'embedding' not in p for p in unfit)
+    assert [p['gt_label'].tolist() for p in unfit] == [[1], [0], [1], [2]]
     fitted = [p for p in preds if not p.get('unfittable')]
     assert all(torch.isfinite(p['pred_score']).all() and p['embedding'].shape == (128, ) for p in fitted)
 
@@ -45,7 +48,7 @@ def test_unfittable_objects_count_as_misses_and_dump(tmp_path):
     metric = ZeroShotAccuracy(topk=(1, 2))
     metric.process(None, preds)
     res = metric.compute_metrics(metric.results)
-    hits = sum(int(p['pred_label'].item() == p['gt_label'].item()) for p in preds)
+    hits = sum(int(p['pred_label'].item() == p['gt_label'].item()) for p in fitted)
     assert res['num_unfittable'] == 4 and res['num_nonfinite'] == 0
     assert res['overall_acc'] == pytest.approx(100 * hits / 7)
     assert res['overall_acc'] <= 100 * 3 / 7 and not math.isnan(res['class_mean_acc'])

@@ -15,7 +15,6 @@ import os.path as osp
 import pytest
 import torch
 from mmengine.config import Config
-
 from test_train_test import ROOT, run_tool
 
 RAW = osp.join(ROOT, 'tests', 'data', 'sunrgbd_raw_sample')

@@ -9,12 +9,10 @@ import sys
 
 import numpy as np
 import pytest
+from deep_equal import assert_same  # tests/data
 
 from gsclip_mm.utils import ForbiddenGlobalError, restricted_loads
 from gsclip_mm.utils.safe_pickle import SAFE_DATA_GLOBALS
-
-from deep_equal import assert_same  # tests/data
-
 
 DATA = {
     'plain': {'a': [1, -2 ** 70, 2.5, 'x', None, True, (3, 4), b'raw', b'', 1 + 2j],

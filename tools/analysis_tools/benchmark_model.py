@@ -32,8 +32,7 @@ from mmengine.optim import build_optim_wrapper
 from gsclip_mm.models.backbones.pointnet2_gaf import DEFAULT_SA_CFG
 from gsclip_mm.ops import ball_query, furthest_point_sample, knn, mmcv_ops_available
 from gsclip_mm.registry import MODELS
-from gsclip_mm.structures import GSCLIPDataSample
-from gsclip_mm.structures import GS_DIM, GS_FEATURES
+from gsclip_mm.structures import GS_DIM, GS_FEATURES, GSCLIPDataSample
 from gsclip_mm.utils import atomic_write, tune_glibc_malloc
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tools/analysis_tools/..
@@ -129,8 +128,8 @@ def bench_device(args, device: str) -> Dict[str, object]:
     if device == 'cuda':
         torch.cuda.reset_peak_memory_stats()
     res['rss_before_mib'] = round(max_rss_mib(), 1)
-    res[f'fps_{num_centres}_of_{args.points}'] = time_ms(lambda: furthest_point_sample(xyz, num_centres), device,
-                                                          args.iters, args.warmup)
+    res[f'fps_{num_centres}_of_{args.points}'] = time_ms(
+        lambda: furthest_point_sample(xyz, num_centres), device, args.iters, args.warmup)
     res[f'ball_query_r{radius}_k{num_sample}'] = time_ms(
         lambda: ball_query(0., radius, num_sample, xyz, centres), device, args.iters, args.warmup)
     res[f'knn_k{num_sample}'] = time_ms(lambda: knn(num_sample, xyz, centres), device, args.iters, args.warmup)
@@ -138,7 +137,7 @@ def bench_device(args, device: str) -> Dict[str, object]:
         torch.manual_seed(0)
         model = MODELS.build(cfg).to(device).train()
 
-        def step():
+        def step(model=model):  # bound now: the loop rebinds (and deletes) the name
             model.zero_grad(set_to_none=True)
             model(x)['embedding'].square().mean().backward()
 

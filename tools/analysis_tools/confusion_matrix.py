@@ -23,9 +23,9 @@ from typing import List, Optional, Sequence, Tuple
 
 import torch
 
-from gsclip_mm.structures.categories import resolve_classes
 from gsclip_mm.evaluation.metrics.zero_shot import select_subset
 from gsclip_mm.structures import top1_labels
+from gsclip_mm.structures.categories import resolve_classes
 from gsclip_mm.utils import readable_class_name
 
 NO_PREDICTION_NAME = '(no prediction)'
@@ -43,13 +43,13 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def subset_predictions(results: Sequence[dict], classes: Optional[Sequence[str]]) -> Tuple[torch.Tensor,
-                                                                                        torch.Tensor, List[str]]:
+def subset_predictions(results: Sequence[dict],
+                       classes: Optional[Sequence[str]]) -> Tuple[torch.Tensor, torch.Tensor, List[str]]:
     """Predicted and true labels over a class subset, by ``ZeroShotAccuracy``'s rules.
 
     Args:
         results: ``ZeroShotAccuracy.results`` (its ``process`` output): per object ``pred_score`` ``[C]``,
-            ``class_name``, ``score_classes`` (the C names) and ``unfittable``.
+            ``class_name``, ``score_classes`` (the C names) and ``unfittable`` (a recorded miss: no scores).
         classes: the subset (names or a vocabulary name), or None for the whole vocabulary.
 
     Returns:
@@ -91,7 +91,7 @@ def plot(matrix: torch.Tensor, names: Sequence[str], title: str, normalize: bool
 def describe(results: Sequence[dict], pred: torch.Tensor, gt: torch.Tensor, subset: Sequence[str], path: str) -> str:
     """The default title: file, accuracy, counts, and whether the CLIP was trained."""
     acc = 100 * float((pred == gt).double().mean())
-    untrained = {r.get('clip_untrained') for r in results}
+    untrained = {r.get('clip_untrained') for r in results if r.get('unfittable') is None}  # misses: no CLIP
     note = ' (UNTRAINED CLIP)' if untrained == {True} else ''
     return (f'{osp.basename(path)}: zero-shot top-1 {acc:.1f}% on {len(gt)} objects, '
             f'{len(subset)} classes{note}; rows: true, columns: predicted')

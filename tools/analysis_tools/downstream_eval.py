@@ -34,9 +34,8 @@ import torch
 import torch.nn.functional as F
 from mmengine.config import DictAction
 
-from gsclip_mm.structures.categories import resolve_classes
 from gsclip_mm.evaluation import ZeroShotAccuracy
-from gsclip_mm.structures import is_unfittable
+from gsclip_mm.structures.categories import resolve_classes
 from gsclip_mm.utils import readable_class_name
 
 SPLITS = ('train', 'test')
@@ -180,9 +179,9 @@ def extract(model, loader) -> List[dict]:
     """Per object: ``class_name``, ``embedding`` ``[D]`` (None when unusable) and the zero-shot prediction dict."""
     out = []
     for batch in loader:
-        for ds in model.test_step(batch):
-            out.append(dict(class_name=ds.metainfo['class_name'], unfittable=is_unfittable(ds),
-                            embedding=None if is_unfittable(ds) else ds.embedding.detach().cpu(),
+        for ds in model.test_step(batch):  # every object in order; a recorded miss: its data sample, no embedding
+            out.append(dict(class_name=ds.metainfo['class_name'],
+                            embedding=ds.embedding.detach().cpu() if 'embedding' in ds else None,
                             prediction=ds.to_dict()))
     return out
 
@@ -197,8 +196,8 @@ def to_xy(objects: Sequence[dict], classes: Sequence[str], keep_misses: bool) ->
         name = readable_class_name(o['class_name'])
         if name not in names or (o['embedding'] is None and not keep_misses):
             continue
-        xs.append(o['embedding'].double() if o['embedding'] is not None else torch.full((dim, ), float('nan'),
-                                                                                         dtype=torch.float64))
+        miss = torch.full((dim, ), float('nan'), dtype=torch.float64)
+        xs.append(o['embedding'].double() if o['embedding'] is not None else miss)
         ys.append(names.index(name))
     return torch.stack(xs), torch.tensor(ys, dtype=torch.long)
 

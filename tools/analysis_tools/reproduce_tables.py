@@ -30,8 +30,8 @@ import sys
 from mmengine.config import Config
 
 import gsclip_mm  # noqa: F401  (allow-lists checkpoint types)
-from gsclip_mm.structures.categories import resolve_classes
 from gsclip_mm.evaluation import ZeroShotAccuracy
+from gsclip_mm.structures.categories import resolve_classes
 from gsclip_mm.utils import atomic_write
 from gsclip_mm.utils.config_utils import SPLITS, find_fit_step, split_dataset
 
@@ -39,6 +39,7 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))  # the repos
 # The steps' tools, relative to ROOT (run as commands: no tool imports another).
 FIT, TRAIN, TEST = 'tools/fit_gaussians.py', 'tools/train.py', 'tools/test.py'
 EXTRACT = 'tools/extract_image_embeddings.py'
+
 
 # The configs of the paper's Tables 1 and 2 (and our size ablation) for each data set.
 def table_configs(stem: str, baseline: str, extra=()):
@@ -193,7 +194,7 @@ def evaluate(cfg: Config, preds_file: str) -> dict:
         metric = ZeroShotAccuracy(**ev)
         metric.process(None, preds)
         out.update({f'{metric.prefix}/{k}': v for k, v in metric.compute_metrics(metric.results).items()})
-        untrained = {r['clip_untrained'] for r in metric.results}
+        untrained = {r['clip_untrained'] for r in metric.results if r['unfittable'] is None}  # misses: no CLIP
         out['clip_untrained'] = untrained.pop() if len(untrained) == 1 else None  # None: mixed or unknown
     return out
 

@@ -37,14 +37,8 @@ train_pipeline = [
     dict(type='RandomGaussianAugment', rot_range=(-3.1416, 3.1416), scale_range=(0.8, 1.2), jitter_std=0.01),
     dict(type='PackGSCLIPInputs'),
 ]
-test_pipeline = [
-    dict(type='LoadObjectPoints'),
-    dict(type='LoadObjectImage'),
-    fit_gaussians,
-    dict(type='SampleGaussians', num_points=num_points, method='fps'),
-    dict(type='NormalizeGaussians'),
-    dict(type='PackGSCLIPInputs'),
-]
+# Testing: the same steps without the augmentation.
+test_pipeline = [t for t in train_pipeline if t['type'] != 'RandomGaussianAugment']
 
 # The split: 9:1 (paper, 5.1), by scene so that no room is on both sides (ours; split_by='object' is the
 # literal reading), seeded; a validation tenth of the training scenes is what training scores and keeps
@@ -60,7 +54,7 @@ train_dataloader = dict(
     num_workers=4,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
-    # pseudo_collate that also batches a test set's unfittable objects (inputs=None, recorded misses)
+    # pseudo_collate of the samples with inputs; a test set's recorded misses go to data_batch['misses']
     collate_fn=dict(type='gsclip_collate'),
     # The data balance (paper, Tables 1-2): MMEngine's repeat-factor class balancing; threshold ours.
     dataset=dict(type='ClassBalancedDataset', oversample_thr=0.1,

@@ -46,9 +46,9 @@ import scipy.io
 from mmengine.utils import track_parallel_progress, track_progress
 from PIL import Image
 
+from gsclip_mm.structures.categories import SUNRGBD37_CLASSES, SUNRGBD_CLASSES
 from gsclip_mm.utils.io import atomic_write
 from gsclip_mm.utils.safe_pickle import restricted_loads
-from gsclip_mm.structures.categories import SUNRGBD37_CLASSES, SUNRGBD_CLASSES
 from .sunrgbd37 import DEFAULT_MAPPING_FILE, SUNRGBD37Mapping
 
 #: Bumped whenever the output for the same input changes: older per-scene records are then redone.

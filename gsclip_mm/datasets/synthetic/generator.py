@@ -24,10 +24,9 @@ import cv2
 import numpy as np
 import scipy.io
 
-from gsclip_mm.utils import atomic_write
-
-from ..converters.sunrgbd import INPUT_DIR, parse_label_line, subsample_points
 from gsclip_mm.structures.boxes import points_in_rboxes
+from gsclip_mm.utils import atomic_write
+from ..converters.sunrgbd import INPUT_DIR, parse_label_line, subsample_points
 from .objects import TEST_CLASSES
 from .scene import Camera, Placed, box3d, capture, compose, make_camera
 

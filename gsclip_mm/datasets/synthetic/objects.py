@@ -14,9 +14,8 @@ from typing import Callable, Dict, List, Tuple
 import numpy as np
 
 from gsclip_mm.structures.categories import SUNRGBD37_CLASSES, SUNRGBD_CLASSES
-from .meshes import (CERAMICS, FABRICS, METALS, PAINTS, TEX_FABRIC,
-                     TEX_PLAIN, TEX_STRIPES, Material, Part, box, cylinder,
-                     ellipsoid, fabric, jitter, pick, rotated, wood)
+from .meshes import (CERAMICS, FABRICS, METALS, PAINTS, TEX_FABRIC, TEX_PLAIN, TEX_STRIPES, Material, Part, box,
+                     cylinder, ellipsoid, fabric, jitter, pick, rotated, wood)
 
 # The zero-shot test classes (mmdetection3d's 10) and the extra classes the
 # scenes hold, so that the 37-class training vocabulary has more than the 10.

@@ -19,8 +19,7 @@ from typing import Dict
 import numpy as np
 
 from gsclip_mm.gaussians.camera import SUNRGBD_PIXEL_OFFSET
-from .meshes import (TEX_CARPET, TEX_FABRIC, TEX_PLANKS, TEX_STRIPES,
-                     TEX_TILES, TEX_WOOD)
+from .meshes import TEX_CARPET, TEX_FABRIC, TEX_PLANKS, TEX_STRIPES, TEX_TILES, TEX_WOOD
 
 NEAR = 0.05  # metres; triangles with a vertex closer than this are dropped
 # u of the centre of 0-based pixel column 0 (and v of row 0): 0.5 in gsplat's convention, 1 in SUN RGB-D's.

@@ -17,9 +17,8 @@ import numpy as np
 import trimesh
 
 from ..converters.sunrgbd import depth2img_matrix
-from .meshes import (TEX_CARPET, TEX_PLANKS, TEX_PLAIN, TEX_TILES, WALLS,
-                     WOODS, Material, Part, box, jitter, parts_bounds, pick,
-                     scaled)
+from .meshes import (TEX_CARPET, TEX_PLAIN, TEX_PLANKS, TEX_TILES, WALLS, WOODS, Material, Part, box, jitter,
+                     parts_bounds, pick, scaled)
 from .objects import BUILDERS, CLUTTER, EXTRA_CLASSES, KINDS, raw_name
 from .render import backproject, rasterize, shade, texture
 

@@ -1,13 +1,10 @@
 """Lift an object's points to 3D Gaussians: initialise them, or fit them to the image (cached)."""
-import hashlib
 from typing import Mapping, Optional
 
 import numpy as np
 from mmcv.transforms import BaseTransform
 
-from gsclip_mm.gaussians import (FitInputError, FitSettings, GaussianCache, cache_key, cut_cache_key, cut_object,
-                                 file_sha256, fit_batch, init_gaussians, points_sha256, prepare_fit_input,
-                                 prepare_scene_fit_input, scene_cache_key)
+from gsclip_mm.gaussians import GaussianFitter, init_gaussians
 from gsclip_mm.gaussians.fitting import check_points
 from gsclip_mm.registry import TRANSFORMS
 from ..utils import load_points
@@ -46,7 +43,9 @@ class PointsToGaussians(BaseTransform):
 
 @TRANSFORMS.register_module()
 class FitGaussians(BaseTransform):
-    """The object's fitted Gaussians (see :mod:`gsclip_mm.gaussians.fitting`).
+    """The object's fitted Gaussians (see :mod:`gsclip_mm.gaussians.fitting`), through a
+    :class:`~gsclip_mm.gaussians.GaussianFitter` (``self.fitter``), the service ``tools/fit_gaussians.py``
+    and the dataset's failure record share.
 
     ``mode='scene'`` (the paper, section 5.1): the object's Gaussians are cut
     with its rotated 3D box (``bbox_3d``) from a fit of its whole scene (every
@@ -87,43 +86,24 @@ class FitGaussians(BaseTransform):
 
     def __init__(self, cache_dir: Optional[str] = None, cache_only: bool = False, device: str = 'cpu',
                  backend: str = 'auto', **settings) -> None:
-        self.settings = FitSettings.build(settings)
-        self.cache = GaussianCache(cache_dir) if cache_dir else None
-        if cache_only and self.cache is None:
-            raise ValueError('cache_only=True needs a cache_dir')
-        self.cache_only = cache_only
-        self.device = device
-        self.backend = backend
+        self.fitter = GaussianFitter(settings, cache_dir, cache_only, device, backend, scene_points=self.scene_points)
 
-    @staticmethod
-    def object_name(results: dict) -> str:
-        """A readable name of the object for errors and logs."""
-        return f'{results.get("img_path", "?")}#{results.get("instance_idx", "?")}'
-
-    @staticmethod
-    def image_sha256(results: Mapping) -> str:
-        """The image's content hash: ``img_sha256``, else of the file at ``img_path``, else of the pixels."""
-        img_sha = results.get('img_sha256')
-        if img_sha is None:
-            if results.get('img_path'):
-                img_sha = file_sha256(results['img_path'])
-            else:  # arrays only: the decoded pixels stand in for the file
-                img = np.ascontiguousarray(results['img'])
-                img_sha = 'pixels:' + hashlib.sha256(str(img.shape).encode() + img.tobytes()).hexdigest()
-        return img_sha
+    # The service's parts under the names this transform has always had (tools and user code call them).
+    settings = property(lambda self: self.fitter.settings)
+    cache = property(lambda self: self.fitter.cache)
+    cache_only = property(lambda self: self.fitter.cache_only)
+    device = property(lambda self: self.fitter.device)
+    backend = property(lambda self: self.fitter.backend)
+    object_name = staticmethod(GaussianFitter.object_name)
+    image_sha256 = staticmethod(GaussianFitter.image_sha256)
 
     def key(self, results: Mapping) -> str:
-        """The cache key of an object: works on a dataset info (no data loaded) as on pipeline results."""
-        img_sha = self.image_sha256(results)
-        if self.settings.mode == 'scene':
-            return cut_cache_key(self.scene_key(results, img_sha), results['bbox_3d'])
-        pts_sha = results.get('points_sha256') or points_sha256(np.asarray(results['points'])[:, :6])
-        return cache_key(img_sha, pts_sha, results['depth2img'], results['bbox'], self.settings.to_dict())
+        """The object's cache key (:meth:`GaussianFitter.key`)."""
+        return self.fitter.key(results)
 
-    def scene_key(self, results: Mapping, img_sha256: str) -> str:
+    def scene_key(self, results: Mapping, img_sha256: Optional[str] = None) -> str:
         """The cache key of the object's whole-scene fit (scene mode)."""
-        pts_sha = results.get('scene_points_sha256') or points_sha256(self.scene_points(results)[:, :6])
-        return scene_cache_key(img_sha256, pts_sha, results['depth2img'], self.settings.to_dict())
+        return self.fitter.scene_key(results, img_sha256)
 
     @staticmethod
     def scene_points(results: Mapping) -> np.ndarray:
@@ -132,53 +112,10 @@ class FitGaussians(BaseTransform):
 
     def fit_scene(self, results: Mapping, name: str):
         """(Gaussians [N, 14], PSNR) of the scene's fit: from the cache, or fitted (and cached) now."""
-        key = self.scene_key(results, self.image_sha256(results)) if self.cache is not None else None
-        hit = self.cache.load(key) if key is not None else None
-        if hit is not None:
-            return hit[0], float(hit[1].get('psnr', float('nan')))
-        if self.cache_only:
-            raise FileNotFoundError(f'{name}: no cached scene fit at {self.cache.path(key)}; run '
-                                    f'tools/fit_gaussians.py with the same settings first')
-        inp = prepare_scene_fit_input(self.scene_points(results), results['img'], results['depth2img'],
-                                      self.settings, results.get('lidar_path', name))
-        res = self._fit(inp)
-        if self.cache is not None:
-            self.cache.save(key, res.gaussians, dict(psnr=res.psnr, ssim=res.ssim, name=results.get('lidar_path'),
-                                                     pruned=res.pruned))
-        return res.gaussians, res.psnr
-
-    def _fit(self, inp):
-        try:
-            res = fit_batch([inp], self.settings, self.device, self.backend, return_images=False)[0]
-        except FloatingPointError as e:  # this fit diverged: skip the object like bad input
-            raise FitInputError(str(e)) from e
-        if len(res.gaussians) == 0:
-            raise FitInputError(f'{inp.name}: every Gaussian was pruned (opacity under '
-                                f'{self.settings.prune_opacity})')
-        return res
+        return self.fitter.load_or_fit_scene(results, name)
 
     def transform(self, results: dict) -> dict:
-        name = self.object_name(results)
-        key = self.key(results) if self.cache is not None else None
-        hit = self.cache.load(key) if key is not None else None
-        if hit is not None:
-            gaussians, meta = hit
-            psnr = float(meta.get('psnr', float('nan')))
-        elif self.settings.mode == 'scene':  # cut from the scene's fit (cache_only: that fit must be cached)
-            scene, psnr = self.fit_scene(results, name)
-            gaussians = cut_object(scene, results['bbox_3d'], name)  # FitInputError when none is inside
-            if self.cache is not None:
-                self.cache.save(key, gaussians, dict(psnr=psnr, name=name))
-        elif self.cache_only:
-            raise FileNotFoundError(f'{name}: no cached Gaussians at {self.cache.path(key)}; run '
-                                    f'tools/fit_gaussians.py with the same settings first')
-        else:
-            inp = prepare_fit_input(results['points'], results['img'], results['depth2img'], results['bbox'],
-                                    self.settings, name)  # FitInputError (an ObjectError) on bad input
-            res = self._fit(inp)
-            gaussians, psnr = res.gaussians, res.psnr
-            if self.cache is not None:
-                self.cache.save(key, gaussians, dict(psnr=res.psnr, ssim=res.ssim, name=name))
+        gaussians, psnr = self.fitter.load_or_fit(results)
         results['gaussians'] = np.ascontiguousarray(gaussians, dtype=np.float32)
         results['fit_psnr'] = psnr
         return results

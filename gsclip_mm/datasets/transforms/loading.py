@@ -8,8 +8,8 @@ from mmcv.transforms import BaseTransform
 
 from gsclip_mm.gaussians.fitting import crop_box
 from gsclip_mm.registry import TRANSFORMS
-from gsclip_mm.utils.errors import ObjectError
 from gsclip_mm.structures.boxes import points_in_rboxes
+from gsclip_mm.utils.errors import ObjectError
 from ..utils import load_points
 
 

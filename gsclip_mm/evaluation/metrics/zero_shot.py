@@ -5,6 +5,14 @@ returns on a CPU), and a row with any non-finite score predicts nothing
 (``NO_PREDICTION``): ``top1_labels`` in ``gsclip_mm.structures``, which
 ``GSCLIPDataSample.set_pred_score`` applies. The metric ranks the true class
 the same way, so ``pred_label == gt`` exactly when it counts a top-1 hit.
+
+"Unfittable" lives here and in the dataset only: a test object the dataset
+could not use (no Gaussians, an unreadable image) stays in the test set as a
+*recorded miss*, a data sample with metainfo ``unfittable`` (the reason), no
+inputs and no prediction. ``gsclip_collate`` keeps misses beside the model's
+batch and ``GSCLIPBaseModel.test_step`` puts them back among the predictions,
+in batch order, so :meth:`ZeroShotAccuracy.process` (and a ``DumpResults``
+dump) sees every object, and scores each miss as wrong.
 """
 import logging
 from collections import Counter
@@ -15,8 +23,8 @@ import torch
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
-from gsclip_mm.structures.categories import resolve_classes
 from gsclip_mm.registry import METRICS
+from gsclip_mm.structures.categories import resolve_classes
 from gsclip_mm.structures.data_sample import NO_PREDICTION, top1_labels  # noqa: F401  (the shared rule)
 from gsclip_mm.utils import readable_class_name
 
@@ -52,16 +60,16 @@ def select_subset(results: Sequence[dict], classes: Optional[Sequence[str]]
 
     Args:
         results: ``ZeroShotAccuracy.results``: per object ``pred_score`` ``[C]``, ``class_name``,
-            ``score_classes`` (the C names) and ``unfittable``.
+            ``score_classes`` (the C names) and ``unfittable``; a recorded miss (``unfittable`` set) has no
+            ``pred_score`` nor ``score_classes``.
         classes: the subset's names (resolved), or None for the whole vocabulary.
 
     Returns:
-        ``scores`` ``[N, C']`` float64 (the subset's columns, raw), ``gt`` ``[N]`` long (index into the
-        subset), ``unfit`` ``[N]`` bool, the subset's names, and the N kept results (objects of the subset).
+        ``scores`` ``[N, C']`` float64 (the subset's columns, raw; NaN rows for the misses), ``gt`` ``[N]``
+        long (index into the subset), ``unfit`` ``[N]`` bool, the subset's names, and the N kept results
+        (objects of the subset).
     """
-    vocab = results[0]['score_classes']
-    if any(r['score_classes'] != vocab for r in results):
-        raise ValueError('predictions were scored over different vocabularies')
+    vocab = scored_vocabulary(results, classes)
     vocab_norm = [readable_class_name(c) for c in vocab]
     subset = list(classes) if classes is not None else list(vocab)
     missing = [c for c in subset if readable_class_name(c) not in vocab_norm]
@@ -72,10 +80,25 @@ def select_subset(results: Sequence[dict], classes: Optional[Sequence[str]]
     keep = [r for r in results if readable_class_name(r['class_name']) in subset_norm]
     if not keep:
         raise ValueError(f'no prediction has a ground-truth class in {subset}')
-    scores = torch.stack([r['pred_score'] for r in keep])[:, cols].double()  # [N, C']
+    miss_row = torch.full((len(vocab), ), float('nan'))
+    scores = torch.stack([miss_row if r['pred_score'] is None else r['pred_score'] for r in keep])  # [N, C]
+    scores = scores[:, cols].double()  # [N, C']
     unfit = torch.tensor([r.get('unfittable') is not None for r in keep])  # [N]
     gt = torch.tensor([subset_norm.index(readable_class_name(r['class_name'])) for r in keep])  # [N]
     return scores, gt, unfit, subset, keep
+
+
+def scored_vocabulary(results: Sequence[dict], classes: Optional[Sequence[str]] = None) -> tuple:
+    """The one vocabulary (``score_classes``) of the predictions; with only misses, ``classes``."""
+    vocabs = {r['score_classes'] for r in results if r['score_classes'] is not None}
+    if len(vocabs) > 1:
+        raise ValueError('predictions were scored over different vocabularies')
+    if vocabs:
+        return vocabs.pop()
+    if classes is None:
+        raise ValueError('every object is a recorded miss, so no prediction names the evaluation vocabulary: '
+                         'give ZeroShotAccuracy its classes')
+    return tuple(classes)
 
 
 @METRICS.register_module()
@@ -100,7 +123,7 @@ class ZeroShotAccuracy(BaseMetric):
       columns: the model diverged (``num_nonfinite``);
     - an object with metainfo ``unfittable`` (the dataset could not fit its
       Gaussians or load its data; it stays in the test set as a recorded
-      miss, whatever its scores hold) (``num_unfittable``).
+      miss, whatever its scores hold; a miss has none) (``num_unfittable``).
 
     Args:
         classes (str | Sequence[str] | None): the class subset, or a
@@ -111,9 +134,10 @@ class ZeroShotAccuracy(BaseMetric):
         method_name (str): the row label of the logged table.
         collect_device, prefix: see ``BaseMetric``.
 
-    The predictions that ``tools/test.py --out preds.pkl`` dumps reproduce
-    the table offline: ``m = ZeroShotAccuracy(); m.process(None,
-    mmengine.load('preds.pkl')); m.compute_metrics(m.results)``.
+    The predictions that ``tools/test.py --out preds.pkl`` dumps (misses
+    included) reproduce the table offline:
+    ``m = ZeroShotAccuracy(); m.process(None, mmengine.load('preds.pkl'));
+    m.compute_metrics(m.results)``.
 
     Returned keys (with the ``zero_shot/`` prefix), in percent:
     ``overall_acc`` (per-object accuracy: the paper's "Avg."),
@@ -137,18 +161,21 @@ class ZeroShotAccuracy(BaseMetric):
         self.method_name = method_name
 
     def process(self, data_batch, data_samples: Sequence) -> None:
-        """Keep, per object, the CPU scores, its class name, the vocabulary and why it was unfittable (if so)."""
+        """Keep, per object, the CPU scores, its class name, the vocabulary and why it was unfittable (if so;
+        then no scores)."""
         for ds in data_samples:
             get = ds.get if isinstance(ds, dict) else (lambda k, d=None, _ds=ds: _ds.get(k, d))
             meta = ds.get('metainfo', ds) if isinstance(ds, dict) else ds.metainfo
+            reason = meta.get('unfittable')
             score = get('pred_score')
-            if score is None:
-                raise KeyError('ZeroShotAccuracy needs pred_score in each prediction (GSCLIP predict mode)')
+            if score is None and reason is None:
+                raise KeyError('ZeroShotAccuracy needs pred_score in each prediction (GSCLIP predict mode), or '
+                               'metainfo "unfittable" (the reason) on a recorded miss')
             self.results.append(dict(
-                pred_score=torch.as_tensor(score).detach().float().cpu(),
+                pred_score=None if reason is not None else torch.as_tensor(score).detach().float().cpu(),
                 class_name=self._gt_class_name(meta.get('class_name'), get('gt_label')),
-                score_classes=tuple(meta.get('score_classes') or self._no_vocab()),
-                unfittable=meta.get('unfittable'),
+                score_classes=None if reason is not None else tuple(meta.get('score_classes') or self._no_vocab()),
+                unfittable=reason,
                 clip_untrained=meta.get('clip_untrained'),
                 clip_model=meta.get('clip_model')))
 
@@ -208,7 +235,7 @@ class ZeroShotAccuracy(BaseMetric):
         if not results:
             raise ValueError('ZeroShotAccuracy got no predictions')
         scores, gt, unfit, subset, keep = select_subset(results, self.classes)
-        vocab = results[0]['score_classes']
+        vocab = scored_vocabulary(results, self.classes)
         skipped = len(results) - len(keep)
         num_nonfinite = int((~torch.isfinite(scores).all(dim=1) & ~unfit).sum())  # the model's, not the data's
         scores[unfit] = float('nan')  # a recorded miss, whatever its row holds
@@ -252,8 +279,9 @@ class ZeroShotAccuracy(BaseMetric):
         counts = ['#objects', str(int(sum(acc['count']))), ''] + [str(int(n)) for n in acc['count']]
         rows = [head, ['---'] * len(head), cells, counts]
         table = '\n'.join('| ' + ' | '.join(r) + ' |' for r in rows)
-        untrained = {r['clip_untrained'] for r in kept}
-        models = {r['clip_model'] for r in kept if r['clip_model']}
+        scored = [r for r in kept if r.get('unfittable') is None]  # a miss was never scored by a CLIP
+        untrained = {r['clip_untrained'] for r in scored}
+        models = {r['clip_model'] for r in scored if r['clip_model']}
         if untrained == {True}:
             clip_note = 'CLIP: UNTRAINED (random, seeded open_clip weights): not comparable to the paper'
         elif untrained == {False}:

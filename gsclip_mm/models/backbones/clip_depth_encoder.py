@@ -21,8 +21,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
 
-from gsclip_mm.registry import MODELS
 from gsclip_mm.clip import TINY_CLIP_NAME, build_frozen_clip, clip_embed_dims
+from gsclip_mm.registry import MODELS
 
 AGGREGATES = ('mean', 'none')
 

@@ -25,9 +25,8 @@ Provenance of each choice ("paper": CLIP2Point, ICCV 2023 / arXiv 2210.01055; "c
   CLIP's ``logit_scale.exp()``, as CLIP's zero-shot classifier), or a fixed ``logit_scale`` given in the
   config; not learned. Loss: cross-entropy over the training vocabulary (code).
 """
-import logging
 import os.path as osp
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -35,9 +34,8 @@ import torch.nn.functional as F
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 
-from gsclip_mm.structures.categories import resolve_classes
 from gsclip_mm.registry import MODELS
-from gsclip_mm.structures import is_unfittable
+from gsclip_mm.structures.categories import resolve_classes
 from gsclip_mm.utils import readable_class_name
 from .base import GSCLIPBaseModel
 
@@ -120,12 +118,11 @@ class GatedDualPathAdapter(GSCLIPBaseModel):
         data_preprocessor (dict | None): default ``GSCLIPDataPreprocessor``.
 
     ``forward(inputs, data_samples, mode)``:
-        - ``'tensor'``: ``[B', D]`` fused feature ``g * f_clip + (1 - g) * f_depth`` (not normalised) of
-          the ``B'`` samples that have inputs.
+        - ``'tensor'``: ``[B, D]`` fused feature ``g * f_clip + (1 - g) * f_depth`` (not normalised).
         - ``'loss'``: ``loss_cls`` (cross-entropy), and the logged ``gate`` and ``logit_scale``.
         - ``'predict'``: data samples with ``pred_score`` ``[C]`` (cosine over the head's ``eval_classes``,
           as GSCLIP: ``ZeroShotAccuracy`` scores it), ``pred_label`` and ``embedding``.
-    Unfittable samples are handled as in GSCLIP: no inputs, NaN scores in ``predict``, left out of ``loss``.
+    A test set's recorded misses never reach the model (``GSCLIPBaseModel``).
     """
 
     def __init__(self,
@@ -236,22 +233,7 @@ class GatedDualPathAdapter(GSCLIPBaseModel):
         return torch.tensor([vocab.index(n) for n in names], dtype=torch.long)
 
     def loss(self, inputs: Dict[str, torch.Tensor], data_samples: list) -> Dict[str, torch.Tensor]:
-        """Cross-entropy of the fittable samples over :attr:`classes`, plus the logged gate and scale."""
-        fitted = [ds for ds in data_samples if not is_unfittable(ds)]
-        if not fitted:
-            return self._zero_losses(len(data_samples))
-        logits = self.class_logits(self.extract_feat(inputs), self.classes)  # [B', C]
-        loss = F.cross_entropy(logits, self.labels(fitted).to(logits.device))
+        """Cross-entropy of the batch over :attr:`classes`, plus the logged gate and scale."""
+        logits = self.class_logits(self.extract_feat(inputs), self.classes)  # [B, C]
+        loss = F.cross_entropy(logits, self.labels(data_samples).to(logits.device))
         return dict(loss_cls=loss, gate=self.gate().detach(), logit_scale=self.logit_scale())
-
-
-    def _zero_losses(self, batch_size: int) -> Dict[str, torch.Tensor]:
-        """A zero ``loss_cls`` connected to every trainable parameter (DDP ranks stay in step), and a warning."""
-        print_log(f'GatedDualPathAdapter: all {batch_size} samples of a training batch are unfittable; the step '
-                  f'gets a zero loss.', logger='current', level=logging.WARNING)
-        zero = sum(p.sum() for p in self.parameters() if p.requires_grad) * 0.0
-        return dict(loss_cls=zero, gate=self.gate().detach(), logit_scale=self.logit_scale())
-
-    def trainable_parameter_names(self) -> List[str]:
-        """Names of the parameters that train (the aggregators' and the gate)."""
-        return [n for n, p in self.named_parameters() if p.requires_grad]

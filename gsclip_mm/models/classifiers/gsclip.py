@@ -1,12 +1,9 @@
 """GS-CLIP: a 3D encoder trained against a frozen CLIP, used zero-shot."""
-import logging
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Optional
 
 import torch
-from mmengine.logging import print_log
 
 from gsclip_mm.registry import MODELS
-from gsclip_mm.structures import is_unfittable
 from .base import GSCLIPBaseModel
 
 
@@ -26,23 +23,14 @@ class GSCLIP(GSCLIPBaseModel):
         init_cfg (dict | None): weight init of the trainable parts.
 
     ``forward(inputs, data_samples, mode)``:
-        - ``'tensor'``: ``[B', D]`` 3D embeddings (not normalised) of the
-          ``B'`` samples that have inputs.
+        - ``'tensor'``: ``[B, D]`` 3D embeddings (not normalised).
         - ``'loss'``: the head's named losses (``loss_text``, ``loss_img``) and
           the logged ``logit_scale``; the image loss takes the crops' CLIP
-          image embeddings from ``inputs['img_embed']`` ``[B', D]``.
+          image embeddings from ``inputs['img_embed']`` ``[B, D]``.
         - ``'predict'``: the data samples with ``pred_score`` ``[C]`` over the
           evaluation vocabulary, ``pred_label`` and ``embedding``.
 
-    Unfittable objects (metainfo ``unfittable``, kept in a test set as
-    recorded misses; ``gsclip_collate`` batches only the inputs of the others,
-    so ``inputs`` rows follow the remaining samples in order): the backbone
-    never sees them. ``predict`` gives them ``pred_score`` all NaN,
-    ``pred_label`` -1 and no ``embedding`` (``FrozenCLIPHead.predict_unfittable``);
-    ``loss`` leaves them out, and a batch with none fittable (training
-    normally refetches, so a broken data setup) gives zero losses that still
-    backpropagate (a zero gradient to every trainable parameter, so DDP
-    ranks stay in step) and a warning.
+    A test set's recorded misses never reach the model (``GSCLIPBaseModel``).
     """
 
     def __init__(self,
@@ -73,35 +61,6 @@ class GSCLIP(GSCLIPBaseModel):
             out = out['embedding']
         return out  # [B, D]
 
-
     def loss(self, inputs: Dict[str, torch.Tensor], data_samples: list) -> Dict[str, torch.Tensor]:
-        """The head's losses over the fittable samples (see the class docstring)."""
-        fitted = [ds for ds in data_samples if not is_unfittable(ds)]
-        if not fitted:
-            return self._zero_losses(len(data_samples))
-        return self.head.loss(self.extract_feat(inputs), inputs.get('img_embed'), fitted)
-
-
-    def _zero_losses(self, batch_size: int) -> Dict[str, torch.Tensor]:
-        """The head's loss keys, all zero, connected to every trainable parameter."""
-        print_log(f'GSCLIP: all {batch_size} samples of a training batch are unfittable (metainfo "unfittable"); '
-                  f'the step gets zero losses. A training dataset should refetch such objects.',
-                  logger='current', level=logging.WARNING)
-        params = [p for p in self.parameters() if p.requires_grad]
-        zero = sum(p.sum() for p in params) * 0.0 if params else torch.zeros((), requires_grad=True)
-        losses = {name: zero.clone() for name, w in (('loss_text', self.head.loss_text_weight),
-                                                     ('loss_img', self.head.loss_img_weight)) if w > 0}
-        losses['logit_scale'] = self.head.temperature_scale().detach()
-        return losses
-
-    # ------------------------------------------------------------- retrieval
-    @torch.no_grad()
-    def text_to_shape(self, queries: Sequence[str], shape_embeddings: torch.Tensor,
-                      topk: int = 5) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Text -> 3D retrieval over ``[N, D]`` embeddings (see ``FrozenCLIPHead.text_to_shape``)."""
-        return self.head.text_to_shape(queries, shape_embeddings, topk)
-
-    @torch.no_grad()
-    def shape_to_image_ranks(self, shape_embeddings: torch.Tensor, img_embed: torch.Tensor) -> torch.Tensor:
-        """3D -> image retrieval ranks of row-paired ``[N, D]`` embeddings (``FrozenCLIPHead.shape_to_image_ranks``)."""
-        return self.head.shape_to_image_ranks(shape_embeddings, img_embed)
+        """The head's losses of the batch (see the class docstring)."""
+        return self.head.loss(self.extract_feat(inputs), inputs.get('img_embed'), data_samples)

@@ -5,7 +5,6 @@ import torch
 from mmengine.model import BaseDataPreprocessor
 
 from gsclip_mm.registry import MODELS
-from gsclip_mm.structures import is_unfittable
 
 
 @MODELS.register_module()
@@ -13,20 +12,18 @@ class GSCLIPDataPreprocessor(BaseDataPreprocessor):
     """Collated GS-CLIP batch -> model inputs on the model's device.
 
     Input ``data`` (``gsclip_collate`` / MMEngine's ``pseudo_collate`` of
-    ``PackGSCLIPInputs``): ``dict(inputs=dict(gaussians=[Tensor[N, 14]] * B',
-    img_embed=[Tensor[D]] * B', norm_scale=[Tensor[1]] * B'),
+    ``PackGSCLIPInputs``): ``dict(inputs=dict(gaussians=[Tensor[N, 14]] * B,
+    img_embed=[Tensor[D]] * B, norm_scale=[Tensor[1]] * B),
     data_samples=[GSCLIPDataSample] * B)``; ``img_embed`` and ``norm_scale``
-    may be absent. A list of per-sample input dicts is accepted too (``None``
-    entries are dropped).
+    may be absent. A list of per-sample input dicts is accepted too. Other
+    keys of the batch (``gsclip_collate``'s ``misses``) are not passed on.
 
-    ``B' <= B``: unfittable objects (metainfo ``unfittable``, recorded misses
-    of a test set) have no inputs, so the input rows follow the other data
-    samples in order; a batch of only unfittable objects has ``inputs={}``
-    and gives ``inputs={}``. A row count that does not match is an error.
-
-    Output: ``dict(inputs=dict(gaussians=Tensor[B', N, 14] float32,
-    img_embed=Tensor[B', D] float32, ...), data_samples=[all B])``: every
-    per-sample input stacked along a new first axis, as float32.
+    Output: ``dict(inputs=dict(gaussians=Tensor[B, N, 14] float32,
+    img_embed=Tensor[B, D] float32, ...), data_samples=[B])``: every
+    per-sample input stacked along a new first axis, as float32. An empty
+    batch (``B = 0``: ``gsclip_collate`` of misses only) gives
+    ``dict(inputs={}, data_samples=[])``. Input rows that do not match the
+    data samples are an error.
 
     The CLIP image preprocessing is not here: it is a pipeline step
     (``CLIPImagePreprocess``, open_clip's own transform), and the model
@@ -52,13 +49,11 @@ class GSCLIPDataPreprocessor(BaseDataPreprocessor):
 
     def forward(self, data: dict, training: bool = False) -> dict:
         """Cast to the device and stack (see the class docstring)."""
-        data = self.cast_data(data)
+        data = self.cast_data({k: data[k] for k in ('inputs', 'data_samples') if k in data})
         inputs, samples = data['inputs'], data.get('data_samples')
-        if isinstance(inputs, (list, tuple)):  # list of per-sample dicts; None: an unfittable object
-            inputs = [d for d in inputs if d is not None]
+        if isinstance(inputs, (list, tuple)):  # list of per-sample dicts
             inputs = {k: [d[k] for d in inputs] for k in inputs[0]} if inputs else {}
-        num_fitted = None if samples is None else sum(not is_unfittable(ds) for ds in samples)
-        if num_fitted == 0 and not inputs:
+        if not inputs and samples is not None and len(samples) == 0:
             return dict(inputs={}, data_samples=samples)
         if not isinstance(inputs, dict) or not {'gaussians', 'points', 'depth_views'} & set(inputs):
             raise KeyError(f'batch inputs need "gaussians" (or "points", or "depth_views"); got '
@@ -69,8 +64,7 @@ class GSCLIPDataPreprocessor(BaseDataPreprocessor):
                              'PackGSCLIPInputs in the pipeline')
         out = {key: self._stack(key, value) for key, value in inputs.items()}
         rows = {v.shape[0] for v in out.values()}
-        if num_fitted is not None and rows != {num_fitted}:
-            raise ValueError(f'the batch has {"/".join(map(str, sorted(rows)))} input rows but {num_fitted} of its '
-                             f'{len(samples)} data samples are fittable (no metainfo "unfittable"); collate with '
-                             f'gsclip_collate (collate_fn=dict(type="gsclip_collate"))')
+        if samples is not None and rows != {len(samples)}:
+            raise ValueError(f'the batch has {"/".join(map(str, sorted(rows)))} input rows but {len(samples)} data '
+                             f'samples; collate with gsclip_collate (collate_fn=dict(type="gsclip_collate"))')
         return dict(inputs=out, data_samples=samples)

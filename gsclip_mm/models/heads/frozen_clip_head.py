@@ -16,7 +16,7 @@ The open_clip model is held *outside* the module tree (a plain attribute), so
 ``parameters()``, the optimiser, ``state_dict()`` / checkpoints, ``.train()``
 and DDP never see it. It is moved lazily to the device of the embeddings.
 """
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -24,11 +24,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
 
-from gsclip_mm.structures.categories import resolve_classes
+from gsclip_mm.clip import TINY_CLIP_NAME, build_frozen_clip, clip_embed_dims, clip_identity
 from gsclip_mm.registry import MODELS
+from gsclip_mm.structures.categories import resolve_classes
 from gsclip_mm.utils import readable_class_name
-from gsclip_mm.clip import TINY_CLIP_NAME, build_frozen_clip, clip_embed_dims, clip_identity, encode_images
-from ..utils.retrieval import retrieval_ranks, topk_retrieval
 
 # Prompt templates in the spirit of CLIP / CLIP^2's point-cloud prompts.
 DEFAULT_TEMPLATES = ('a point cloud of a {}.', 'a photo of a {}.', 'a 3D model of a {}.',
@@ -65,8 +64,6 @@ class FrozenCLIPHead(BaseModule):
         init_logit_scale (float): initial inverse temperature (CLIP: 1/0.07).
         max_logit_scale (float): clamp of the inverse temperature (CLIP: 100).
         learn_logit_scale (bool): whether the temperature is trained.
-        img_cache_dir: deprecated (the image-embedding cache moved to the
-            pipeline); None or False (no cache) are accepted, a folder is an error.
     """
 
     def __init__(self,
@@ -82,13 +79,8 @@ class FrozenCLIPHead(BaseModule):
                  init_logit_scale: float = 1 / 0.07,
                  max_logit_scale: float = 100.0,
                  learn_logit_scale: bool = True,
-                 img_cache_dir=None,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
-        if img_cache_dir not in (None, False):
-            raise ValueError(f'FrozenCLIPHead no longer caches image embeddings (img_cache_dir={img_cache_dir!r}): '
-                             f'the training pipeline\'s LoadCLIPImageEmbedding(cache_dir=...) does, filled ahead '
-                             f'by tools/extract_image_embeddings.py; remove img_cache_dir from the head')
         templates = tuple(templates)
         if not templates or any(t.count('{}') != 1 for t in templates):
             raise ValueError(f'each prompt template needs exactly one "{{}}", got {templates}')
@@ -132,11 +124,6 @@ class FrozenCLIPHead(BaseModule):
         """Name, weights and seed of the CLIP (``gsclip_mm.clip.clip_identity``, taken when it was loaded)."""
         return self._clip_identity
 
-    @property
-    def preprocess_cfg(self) -> dict:
-        """open_clip's image preprocessing of this CLIP (``PreprocessCfg`` fields)."""
-        return dict(self._clip.visual.preprocess_cfg)
-
     def train(self, mode: bool = True) -> 'FrozenCLIPHead':
         """Train the head's own parameters; the CLIP always stays in eval mode."""
         super().train(mode)
@@ -168,11 +155,6 @@ class FrozenCLIPHead(BaseModule):
             for n, e in zip(missing, emb.cpu()):
                 self._text_cache[n] = e
         return torch.stack([self._text_cache[n] for n in names])
-
-    # ----------------------------------------------------------------- image
-    def encode_images(self, imgs: torch.Tensor) -> torch.Tensor:
-        """The frozen image tower in memory: ``[B, 3, S, S]`` (``CLIPImagePreprocess``) -> ``[B, D]`` unit."""
-        return encode_images(self._clip_on(imgs.device), imgs)
 
     # ------------------------------------------------------------------ loss
     def temperature_scale(self) -> torch.Tensor:
@@ -253,44 +235,9 @@ class FrozenCLIPHead(BaseModule):
             ds.set_metainfo(self._prediction_meta())
         return list(data_samples)
 
-    def predict_unfittable(self, data_samples: Sequence) -> list:
-        """Mark objects the model could not see (no Gaussians) as predicting nothing.
-
-        Sets ``pred_score`` ``[C]`` all NaN over :attr:`eval_classes`,
-        ``pred_label`` ``[-1]`` (no prediction), no ``embedding``, and the same
-        metainfo as :meth:`predict`; the metric scores them as misses.
-        """
-        for ds in data_samples:
-            ds.set_pred_score(torch.full((len(self.eval_classes), ), float('nan')))
-            ds.set_metainfo(self._prediction_meta())
-        return list(data_samples)
-
     def _prediction_meta(self) -> dict:
         return dict(score_classes=self.eval_classes, clip_untrained=self.clip_untrained,
                     clip_model=self.clip_identity)
-
-    # ------------------------------------------------------------- retrieval
-    @torch.no_grad()
-    def text_to_shape(self, queries: Sequence[str], shape_embeddings: torch.Tensor,
-                      topk: int = 5) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Retrieve 3D objects by text: ``[N, D]`` embeddings -> top-k per query.
-
-        Returns ``(scores [Q, k], indices [Q, k])`` into ``shape_embeddings``.
-        """
-        return topk_retrieval(self.text_embeddings(queries).to(shape_embeddings), shape_embeddings, topk)
-
-    @staticmethod
-    def shape_to_image_ranks(shape_embeddings: torch.Tensor, img_embed: torch.Tensor) -> torch.Tensor:
-        """Rank of each object's own crop among all crops, by its 3D embedding.
-
-        Args:
-            shape_embeddings: ``[N, D]``; img_embed: ``[N, D]`` the crops' CLIP
-                image embeddings, row-paired (a batch's ``img_embed`` input).
-
-        Returns:
-            ``[N]`` 0-based ranks (``(ranks < k).float().mean()`` is recall@k).
-        """
-        return retrieval_ranks(shape_embeddings, img_embed.to(shape_embeddings))
 
     def extra_repr(self) -> str:
         state = 'untrained (random, seed %d)' % self.clip_seed if self.clip_untrained else str(self.pretrained)
