@@ -178,6 +178,26 @@ def unfittable_prediction(name, reason, scores=(NAN, NAN, NAN)):
     return ds
 
 
+def assert_the_eight_object_case(res, logged):
+    """The scores and log of the 8-object case (3 scored, 1 NaN, 4 misses, 1 tie), by hand: bed 1 of 2 (the NaN
+    row is a miss), chair 1 of 3, night stand 0 of 3 (the tie predicts bed); overall and top-2 2 of 8 (the tie
+    ranks night stand third)."""
+    assert res['zero_shot/acc_bed'] == pytest.approx(50.0)
+    assert res['zero_shot/acc_chair'] == pytest.approx(100 / 3)
+    assert res['zero_shot/acc_night_stand'] == pytest.approx(0.0)
+    assert res['zero_shot/class_mean_acc'] == pytest.approx((50 + 100 / 3 + 0) / 3)
+    assert res['zero_shot/overall_acc'] == pytest.approx(100 * 2 / 8)
+    assert res['zero_shot/top2_acc'] == pytest.approx(100 * 2 / 8)
+    assert res['zero_shot/num_nonfinite'] == 1 and res['zero_shot/num_unfittable'] == 4
+    (msg, level), = logged
+    assert level == logging.WARNING
+    assert 'WARNING: 1 of 8 predictions have non-finite scores (model diverged?): counted as wrong' in msg
+    assert ('WARNING: 4 of 8 test objects were unfittable (no Gaussians; reasons: no points in box (2); '
+            'image not found (1); fit diverged (1)) and count as wrong') in msg
+    assert '| #objects | 8 |  | 2 | 3 | 3 |' in msg
+    return msg
+
+
 def test_unfittable_and_diverged_rows_are_counted_and_logged(monkeypatch):
     logged = []
     monkeypatch.setattr(zero_shot, 'print_log', lambda msg, **kw: logged.append((msg, kw.get('level'))))
@@ -190,18 +210,7 @@ def test_unfittable_and_diverged_rows_are_counted_and_logged(monkeypatch):
     evaluator = Evaluator(METRICS.build(dict(type='ZeroShotAccuracy', topk=(1, 2))))
     evaluator.process(data_samples=preds)
     res = evaluator.evaluate(len(preds))
-    assert res['zero_shot/acc_bed'] == pytest.approx(50.0)
-    assert res['zero_shot/acc_chair'] == pytest.approx(100 / 3)
-    assert res['zero_shot/acc_night_stand'] == pytest.approx(0.0)
-    assert res['zero_shot/overall_acc'] == pytest.approx(100 * 2 / 8)
-    assert res['zero_shot/top2_acc'] == pytest.approx(100 * 2 / 8)  # the tie ranks night stand third
-    assert res['zero_shot/num_nonfinite'] == 1 and res['zero_shot/num_unfittable'] == 4
-    (msg, level), = logged
-    assert level == logging.WARNING
-    assert 'WARNING: 1 of 8 predictions have non-finite scores (model diverged?): counted as wrong' in msg
-    assert ('WARNING: 4 of 8 test objects were unfittable (no Gaussians; reasons: no points in box (2); '
-            'image not found (1); fit diverged (1)) and count as wrong') in msg
-    assert '| #objects | 8 |  | 2 | 3 | 3 |' in msg
+    assert_the_eight_object_case(res, logged)
 
 
 def test_clean_run_logs_no_warning_and_reasons_are_capped(monkeypatch):
@@ -255,21 +264,7 @@ def test_collated_misses_score_as_the_old_inline_ones(monkeypatch):
     assert len(metric.results) == 8 and [r['unfittable'] for r in metric.results][3:7] == [
         'no points in box', 'no points in box', 'image not found', 'fit diverged']
     res = metric.evaluate(8)
-    # by hand: bed 1 of 2 (the NaN row is a miss), chair 1 of 3 (two misses), night stand 0 of 3 (two misses,
-    # a tie that predicts bed); overall 2 of 8; top-2 the same (the tie ranks night stand third)
-    assert res['zero_shot/acc_bed'] == pytest.approx(50.0)
-    assert res['zero_shot/acc_chair'] == pytest.approx(100 / 3)
-    assert res['zero_shot/acc_night_stand'] == pytest.approx(0.0)
-    assert res['zero_shot/class_mean_acc'] == pytest.approx((50 + 100 / 3 + 0) / 3)
-    assert res['zero_shot/overall_acc'] == pytest.approx(100 * 2 / 8)
-    assert res['zero_shot/top2_acc'] == pytest.approx(100 * 2 / 8)
-    assert res['zero_shot/num_nonfinite'] == 1 and res['zero_shot/num_unfittable'] == 4
-    (msg, level), = logged
-    assert level == logging.WARNING
-    assert 'WARNING: 1 of 8 predictions have non-finite scores (model diverged?): counted as wrong' in msg
-    assert ('WARNING: 4 of 8 test objects were unfittable (no Gaussians; reasons: no points in box (2); '
-            'image not found (1); fit diverged (1)) and count as wrong') in msg
-    assert '| #objects | 8 |  | 2 | 3 | 3 |' in msg
+    msg = assert_the_eight_object_case(res, logged)
     assert 'CLIP: UNTRAINED' in msg  # the misses, never scored by a CLIP, do not blur the CLIP note
 
 

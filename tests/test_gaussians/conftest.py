@@ -24,3 +24,15 @@ def scene():
     objects = [dict(points=pts[points_in_rboxes(pts, inst['bbox_3d'])], bbox=np.asarray(inst['bbox'], np.float32),
                     label=inst['bbox_label_3d']) for inst in info['instances']]
     return dict(depth2img=np.asarray(info['images']['CAM0']['depth2img']), img=img, points=pts, objects=objects)
+
+
+@pytest.fixture
+def unfittable_bed(tmp_path):
+    """Path of the sample scene's infos with the bed's 2D box moved to the top-right corner, where none of its
+    points project: the dataset keeps it (the box is valid), fitting fails with FitInputError."""
+    with open(osp.join(SAMPLE, 'sunrgbd_infos_val.pkl'), 'rb') as f:
+        infos = pickle.load(f)
+    infos['data_list'][0]['instances'][1]['bbox'] = [690.0, 5.0, 725.0, 40.0]
+    ann = tmp_path / 'bad_bed.pkl'
+    ann.write_bytes(pickle.dumps(infos))
+    return str(ann)

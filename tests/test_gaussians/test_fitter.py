@@ -2,7 +2,6 @@
 and its explicit handoff to the dataset (also to a subclass of FitGaussians)."""
 import copy
 import os.path as osp
-import pickle
 
 import numpy as np
 import pytest
@@ -28,16 +27,6 @@ def sample_dataset(ann_file=osp.join(SAMPLE, 'sunrgbd_infos_val.pkl'), **kwargs)
     return DATASETS.build(dict(type='SUNRGBDObjectDataset', data_root=SAMPLE, ann_file=ann_file,
                                data_prefix=dict(pts=osp.join(SAMPLE, 'points'),
                                                 img=osp.join(SAMPLE, 'sunrgbd_trainval', 'image')), **kwargs))
-
-
-def unfittable_bed(tmp_path):
-    """The sample scene with the bed's 2D box moved where none of its points project (fitting it fails)."""
-    with open(osp.join(SAMPLE, 'sunrgbd_infos_val.pkl'), 'rb') as f:
-        infos = pickle.load(f)
-    infos['data_list'][0]['instances'][1]['bbox'] = [690.0, 5.0, 725.0, 40.0]
-    ann = tmp_path / 'bad_bed.pkl'
-    ann.write_bytes(pickle.dumps(infos))
-    return str(ann)
 
 
 def loaded(info):
@@ -87,10 +76,10 @@ def test_each_settings_check_names_its_setting_and_value(setting, value, match):
         FitSettings.build({setting: value})
 
 
-def test_a_failure_is_recorded_and_read_back_by_the_dataset_through_gaussian_fit(tmp_path):
+def test_a_failure_is_recorded_and_read_back_by_the_dataset_through_gaussian_fit(tmp_path, unfittable_bed):
     """The tool's path: a chunk records the bed's failure; the dataset is handed the fit explicitly (its
     pipeline has no fitting step at all) and drops the bed in training, keeps it as a miss in testing."""
-    ann, cache = unfittable_bed(tmp_path), str(tmp_path / 'cache')
+    ann, cache = unfittable_bed, str(tmp_path / 'cache')
     infos = [sample_dataset(ann, pipeline=[]).get_data_info(i) for i in range(2)]
     fitter = GaussianFitter(SETTINGS, cache_dir=cache)
     stats = FitStats()
@@ -112,9 +101,9 @@ def test_a_failure_is_recorded_and_read_back_by_the_dataset_through_gaussian_fit
     assert len(sample_dataset(ann, pipeline=[], gaussian_fit=dict(fit_cfg, num_steps=5))) == 2
 
 
-def test_a_subclass_of_fitgaussians_keeps_failure_filtering(tmp_path):
+def test_a_subclass_of_fitgaussians_keeps_failure_filtering(tmp_path, unfittable_bed):
     """Found by the service it holds, not by its class name: in the dataset's pipeline and by the tools."""
-    ann, cache = unfittable_bed(tmp_path), str(tmp_path / 'cache')
+    ann, cache = unfittable_bed, str(tmp_path / 'cache')
     infos = [sample_dataset(ann, pipeline=[]).get_data_info(i) for i in range(2)]
     fitter = GaussianFitter(SETTINGS, cache_dir=cache)
     stats = FitStats()

@@ -161,17 +161,6 @@ def test_fit_sharded_over_two_ranks(tmp_path):
     assert len(list((tmp_path / 'cache').rglob('*.ply'))) == 2
 
 
-def unfittable_bed(tmp_path):
-    """The sample scene's infos with the bed's 2D box moved to the top-right corner, where none of its
-    points project: the dataset keeps it (the box is valid), fitting fails with FitInputError."""
-    with open(osp.join(SAMPLE, 'sunrgbd_infos_val.pkl'), 'rb') as f:
-        infos = pickle.load(f)
-    infos['data_list'][0]['instances'][1]['bbox'] = [690.0, 5.0, 725.0, 40.0]
-    ann = tmp_path / 'bad_bed.pkl'
-    ann.write_bytes(pickle.dumps(infos))
-    return str(ann)
-
-
 def build_dataset(cfg_path, split='val_dataloader', **overrides):
     from mmengine.config import Config
 
@@ -180,8 +169,8 @@ def build_dataset(cfg_path, split='val_dataloader', **overrides):
     return DATASETS.build(dict(ds_cfg, **overrides))
 
 
-def test_unfittable_object_is_recorded_skipped_in_training_and_a_miss_in_testing(tmp_path):
-    cfg, cache = write_config(tmp_path, unfittable_bed(tmp_path))
+def test_unfittable_object_is_recorded_skipped_in_training_and_a_miss_in_testing(tmp_path, unfittable_bed):
+    cfg, cache = write_config(tmp_path, unfittable_bed)
     assert fit_gaussians.cli([cfg, '--splits', 'val']) == 1  # a failure is an error by default
     record = GaussianCache(cache).failures()
     assert len(record) == 1
@@ -204,9 +193,9 @@ def test_unfittable_object_is_recorded_skipped_in_training_and_a_miss_in_testing
     assert test[0]['gaussians'].shape == (32, 14)  # the night stand, from the cache
 
 
-def test_unusable_object_in_the_pipeline_is_refetched_in_training_and_a_miss_in_testing(tmp_path):
+def test_unusable_object_in_the_pipeline_is_refetched_in_training_and_a_miss_in_testing(tmp_path, unfittable_bed):
     """No pre-fit: fitting inside the pipeline meets the bad bed."""
-    cfg, _ = write_config(tmp_path, unfittable_bed(tmp_path))
+    cfg, _ = write_config(tmp_path, unfittable_bed)
     train = build_dataset(cfg, test_mode=False)
     assert len(train) == 2
     bed = next(i for i in range(2) if train.get_data_info(i)['class_name'] == 'bed')
